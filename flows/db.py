@@ -1,0 +1,87 @@
+"""Which PostgreSQL to use: DATABASE_URL when given, otherwise an embedded server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from flows.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def database_url(settings: Settings) -> str:
+    """A libpq URL for the configured database, starting the embedded one if needed."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return embedded_database_url(settings.pgdata, settings.embedded_database)
+
+
+def embedded_database_url(pgdata: Path, dbname: str) -> str:
+    """Start (or reuse) the embedded pgserver in pgdata and make sure dbname exists."""
+    import pgserver  # imported late: only the embedded path needs its binaries
+
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver copes
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None keeps the server up after this process exits, so the next
+    # `make run` and psql find it; `tomeflow db stop` stops it.
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    admin_url = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(f'create database "{dbname}"')
+            log.info("created embedded database %s in %s", dbname, pgdata)
+    return server.get_uri(dbname)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same database as a SQLAlchemy URL on the psycopg 3 driver."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """A URL psycopg accepts (drops a SQLAlchemy driver suffix)."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def masked(url: str) -> str:
+    """The URL with its password hidden, for logs and artifacts."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def psql_command(url: str) -> str:
+    """The psql command line that opens this database."""
+    info = psycopg.conninfo.conninfo_to_dict(libpq_url(url))
+    args = []
+    if info.get("host"):
+        args.append(f"-h {info['host']}")
+    if info.get("port"):
+        args.append(f"-p {info['port']}")
+    args.append(f"-U {info.get('user') or os.environ.get('USER', 'postgres')}")
+    args.append(str(info.get("dbname", "postgres")))
+    return "psql " + " ".join(args)
+
+
+def stop_embedded(pgdata: Path) -> str:
+    """Stop the embedded server if it runs."""
+    import pgserver
+
+    if not (pgdata / "postmaster.pid").exists():
+        return f"embedded PostgreSQL in {pgdata} is not running"
+    pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+    return f"stopped embedded PostgreSQL in {pgdata}"

@@ -1,0 +1,683 @@
+"""Data-quality gates: Great Expectations suites over each batch's frames and the loaded tables.
+
+Suites are data, one JSON file per record kind in `schemas/expectations/` (`papers.json`, ...)
+and one per after-load check (`tables.*.json`). Every expectation carries a policy in its meta:
+`quarantine` (a row that breaks it is rejected; it yields a `RowFailure` per row) or `warn`
+(recorded only). A suite's meta says which checkpoint runs it, the key columns that identify a
+row (before load) or the SQL query it is validated against (after load; `tables.run_rows` has
+`{table}` and `{run_id}` in its query and is validated once per table the caller names).
+
+One `QualityGate` holds one ephemeral GX context for its whole life, with its data sources,
+suites and validation definitions made once and reused for every batch: GX's fixed cost per
+validation, not the data, dominates the time a batch of 500 papers takes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import re
+import time
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import great_expectations as gx
+import pandas as pd
+from great_expectations.core.run_identifier import RunIdentifier
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning
+from great_expectations.util import convert_to_json_serializable
+
+from flows.db import sqlalchemy_url as to_sqlalchemy_url
+from flows.entities import CURIE_PATTERNS
+from flows.settings import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+Checkpoint = Literal["before_load", "after_load"]
+
+SUITES_DIR = PROJECT_ROOT / "schemas" / "expectations"
+BEFORE_LOAD_SUITES = (
+    "papers",
+    "authors",
+    "entities",
+    "paper_entities",
+    "sections",
+    "references",
+    "mentions",
+)
+POLICIES: frozenset[str] = frozenset(("quarantine", "warn"))
+DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE = 3
+
+# the frames validate_batch expects: text columns hold str or None (pandas' default str dtype),
+# published_on holds datetime.date or None, integers are nullable Int64
+FRAME_DTYPES: Mapping[str, Mapping[str, str]] = {
+    "papers": {
+        "paper_id": "str",
+        "source": "str",
+        "title": "str",
+        "doi": "str",
+        "published_on": "object",
+        "tldr": "str",
+        "abstract": "str",
+        "stated_reference_count": "Int64",
+        "parsed_reference_count": "Int64",
+        "reference_count_gap": "Int64",
+        "fulltext_status": "str",
+    },
+    "authors": {"paper_id": "str", "position": "Int64", "name": "str"},
+    "entities": {
+        "paper_id": "str",
+        "curie": "str",
+        "prefix": "str",
+        "local_id": "str",
+        "entity_type": "str",
+    },
+    "paper_entities": {
+        "paper_id": "str",
+        "curie": "str",
+        "listing": "str",
+        "name_as_written": "str",
+    },
+    "sections": {
+        "paper_id": "str",
+        "ordinal": "Int64",
+        "heading": "str",
+        "level": "Int64",
+        "text_length": "Int64",
+        "word_count": "Int64",
+    },
+    "references": {
+        "paper_id": "str",
+        "ordinal": "Int64",
+        "citation": "str",
+        "doi": "str",
+        "pmid": "str",
+        "pmcid": "str",
+        "year": "Int64",
+    },
+    "mentions": {
+        "paper_id": "str",
+        "curie": "str",
+        "section_ordinal": "Int64",
+        "mention_count": "Int64",
+        "first_offset": "Int64",
+    },
+}
+
+# expectations whose regex is assembled from code carry this in their meta
+_REGEX_FROM_CURIE_PATTERNS = "flows.entities.CURIE_PATTERNS"
+# a table name from the caller goes into SQL text, so it must be a plain schema.table
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_MARKDOWN_OBSERVED_CHARS = 80
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used as written."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class QualityGateError(RuntimeError):
+    """Input the gate cannot validate, or an expectation GX could not evaluate."""
+
+    def __init__(self, suite: str, reason: str) -> None:
+        super().__init__(f"{suite}: {reason}")
+        self.suite = suite
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectationOutcome:
+    """One expectation evaluated on one batch (before load) or on the tables (after load)."""
+
+    checkpoint: Checkpoint
+    batch: int
+    suite: str
+    expectation: str
+    column: str | None  # several columns are joined with commas
+    success: bool
+    observed_value: object  # json-able; up to 20 offending values for row-wise expectations
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    element_count: int | None
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class RowFailure:
+    """One row that broke a quarantine expectation, with its key and the offending value."""
+
+    suite: str
+    paper_id: str  # "" when the row has no paper id
+    key: tuple[object, ...]  # the row's values of the suite's key columns, json-able
+    expectation: str
+    column: str | None
+    value: object  # json-able; a list for multi-column expectations
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    """Everything one checkpoint found."""
+
+    outcomes: tuple[ExpectationOutcome, ...]
+    row_failures: tuple[RowFailure, ...]
+
+    @property
+    def success(self) -> bool:
+        """True when every expectation held."""
+        return all(o.success for o in self.outcomes)
+
+    def failed_expectations(self) -> tuple[ExpectationOutcome, ...]:
+        """The outcomes of expectations that did not hold."""
+        return tuple(o for o in self.outcomes if not o.success)
+
+    def failed_papers(self) -> frozenset[str]:
+        """Papers with at least one row rejected by a quarantine expectation."""
+        return frozenset(f.paper_id for f in self.row_failures if f.paper_id)
+
+    def failure_share(self, total_rows: int) -> float:
+        """Share of total_rows rejected: distinct (suite, key) rows with a RowFailure."""
+        if total_rows <= 0:
+            return 0.0
+        return len({(f.suite, f.key) for f in self.row_failures}) / total_rows
+
+    def to_markdown(self) -> str:
+        """A Markdown table of the outcomes, for a Prefect markdown artifact."""
+        lines = [
+            "| suite | expectation | column | success | observed | unexpected | unexpected % |",
+            "| --- | --- | --- | --- | --- | ---: | ---: |",
+        ]
+        for o in self.outcomes:
+            percent = "" if o.unexpected_percent is None else f"{o.unexpected_percent:.2f}"
+            count = "" if o.unexpected_count is None else str(o.unexpected_count)
+            cells = (
+                o.suite,
+                o.expectation,
+                o.column or "",
+                "yes" if o.success else "**no**",
+                _short(o.observed_value),
+                count,
+                percent,
+            )
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteFile:
+    """One suite file as read: its GX document and the gate's reading of its meta."""
+
+    name: str
+    path: Path
+    checkpoint: Checkpoint
+    key: tuple[str, ...]
+    query: str | None
+    per_table: bool
+    document: Mapping[str, Any]
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """Every column the suite's expectations read, and its key."""
+        names = set(self.key)
+        for expectation in self.document["expectations"]:
+            kwargs = expectation.get("kwargs", {})
+            if "column" in kwargs:
+                names.add(kwargs["column"])
+            names.update(kwargs.get("column_list", ()))
+        return frozenset(names)
+
+
+def curie_regex(patterns: Mapping[str, str] = CURIE_PATTERNS) -> str:
+    """One regex for a CURIE: known prefixes with their own local-id pattern, any other loosely."""
+    known = "|".join(
+        f"{re.escape(prefix)}:(?:{_unanchored(pattern)})" for prefix, pattern in patterns.items()
+    )
+    # an unknown prefix is lower case, sanitised (flows.entities._sanitise); the lookahead
+    # keeps a known prefix, however it is cased, from passing through the loose branch
+    prefixes = "|".join(re.escape(p) for p in patterns)
+    unknown = rf"(?!(?i:{prefixes}):)[a-z0-9][a-z0-9._]*:\S+"
+    return rf"^(?:{known}|{unknown})$"
+
+
+def _unanchored(pattern: str) -> str:
+    # groups become non-capturing: pandas warns on every str.contains with capture groups,
+    # once per batch and suite; none of the patterns uses a backreference
+    if re.search(r"\\\d", pattern):
+        raise ValueError(f"a backreference would break once groups are renumbered: {pattern}")
+    body = pattern.removeprefix("^").removesuffix("$")
+    return re.sub(r"(?<!\\)\((?!\?)", "(?:", body)
+
+
+def render_suites(suites_dir: Path = SUITES_DIR) -> dict[str, str]:
+    """The text every suite file should have: generated regexes filled in, canonical JSON."""
+    rendered = {}
+    for path in sorted(suites_dir.glob("*.json")):
+        document = json.loads(path.read_text(encoding="utf-8"))
+        for expectation in document.get("expectations", []):
+            if expectation.get("meta", {}).get("regex_from") == _REGEX_FROM_CURIE_PATTERNS:
+                expectation["kwargs"]["regex"] = curie_regex()
+        rendered[path.name] = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return rendered
+
+
+def write_suites(suites_dir: Path = SUITES_DIR) -> list[Path]:
+    """Rewrite the suite files whose text differs from render_suites; returns those paths."""
+    written = []
+    for name, text in render_suites(suites_dir).items():
+        path = suites_dir / name
+        if path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def read_suites(suites_dir: Path = SUITES_DIR) -> dict[str, SuiteFile]:
+    """Every suite file in suites_dir, checked for the fields the gate relies on."""
+    suites = {}
+    for path in sorted(suites_dir.glob("*.json")):
+        suite = _read_suite(path)
+        suites[suite.name] = suite
+    missing = [name for name in BEFORE_LOAD_SUITES if name not in suites]
+    if missing:
+        raise SuiteError(suites_dir, f"no suite file for {', '.join(missing)}")
+    return suites
+
+
+def _read_suite(path: Path) -> SuiteFile:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    name = document.get("name")
+    if name != path.stem:
+        raise SuiteError(path, f"suite name {name!r} differs from the file name")
+    meta = document.get("meta", {})
+    checkpoint = meta.get("checkpoint")
+    if checkpoint not in ("before_load", "after_load"):
+        raise SuiteError(path, f"meta.checkpoint is {checkpoint!r}, not before_load/after_load")
+    expectations = document.get("expectations") or []
+    if not expectations:
+        raise SuiteError(path, "no expectations")
+    for position, expectation in enumerate(expectations, 1):
+        policy = expectation.get("meta", {}).get("policy")
+        if policy not in POLICIES:
+            allowed = ", ".join(sorted(POLICIES))
+            raise SuiteError(path, f"expectation {position}: policy {policy!r} not in {allowed}")
+        if expectation.get("kwargs", {}).get("regex") == "":
+            raise SuiteError(path, f"expectation {position}: empty regex; run render_suites")
+    key = tuple(meta.get("key", ()))
+    query = meta.get("query")
+    if checkpoint == "before_load" and (not key or key[0] != "paper_id"):
+        raise SuiteError(path, "a before_load suite needs meta.key starting with paper_id")
+    if checkpoint == "after_load" and not query:
+        raise SuiteError(path, "an after_load suite needs meta.query")
+    return SuiteFile(
+        name=name,
+        path=path,
+        checkpoint=checkpoint,
+        key=key,
+        query=query,
+        per_table=bool(meta.get("per_table", False)),
+        document=document,
+    )
+
+
+def _gx_suite(suite: SuiteFile, name: str | None = None) -> gx.ExpectationSuite:
+    # ExpectationSuite logs and drops an expectation it cannot parse, so count them back
+    document = json.loads(json.dumps(suite.document))
+    if name is not None:
+        document["name"] = name
+    try:
+        built = gx.ExpectationSuite(**document)
+    except Exception as exc:  # GX raises pydantic, marshmallow or its own errors here
+        raise SuiteError(suite.path, f"Great Expectations rejected it: {exc}") from exc
+    if len(built.expectations) != len(document["expectations"]):
+        raise SuiteError(suite.path, "Great Expectations rejected an expectation (see its log)")
+    return built
+
+
+def suite_parameters(today: dt.date, reference_count_gap_tolerance: int) -> dict[str, Any]:
+    """Values for the suites' $PARAMETER placeholders, computed when a batch is validated."""
+    return {
+        "latest_published_on": dt.date(today.year + 1, 12, 31).isoformat(),
+        "latest_year": today.year + 1,
+        "reference_count_gap_tolerance": reference_count_gap_tolerance,
+    }
+
+
+def batch_frame(kind: str, rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+    """A frame of one record kind with the columns and dtypes validate_batch expects."""
+    dtypes = FRAME_DTYPES[kind]
+    frame = pd.DataFrame(list(rows), columns=list(dtypes))
+    return frame.astype(dict(dtypes))
+
+
+class QualityGate:
+    """Validates batches before load and tables after load with one GX context."""
+
+    def __init__(
+        self,
+        suites_dir: Path = SUITES_DIR,
+        data_docs_dir: Path | None = None,
+        *,
+        reference_count_gap_tolerance: int = DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE,
+    ) -> None:
+        self._suites = read_suites(suites_dir)
+        self._data_docs_dir = data_docs_dir
+        self._tolerance = reference_count_gap_tolerance
+        self._context = gx.get_context(mode="ephemeral")
+        # tqdm bars per validation would flood the flow's logs
+        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._configure_data_docs()
+        self._before_load = self._before_load_validations()
+        self._sql_sources: dict[str, Any] = {}
+        self._after_load: dict[tuple[str, str], Any] = {}
+        self._gx_suites: dict[str, gx.ExpectationSuite] = {}
+
+    def _configure_data_docs(self) -> None:
+        # the ephemeral context comes with a site in a temporary folder; point it at ours
+        self._context.delete_data_docs_site("local_site")
+        if self._data_docs_dir is None:
+            return
+        self._data_docs_dir.mkdir(parents=True, exist_ok=True)
+        self._context.add_data_docs_site(
+            "tomeflow",
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(self._data_docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+
+    def _before_load_validations(self) -> dict[str, Any]:
+        source = self._context.data_sources.add_pandas("batches")
+        validations = {}
+        for name in BEFORE_LOAD_SUITES:
+            asset = source.add_dataframe_asset(name)
+            batch_definition = asset.add_batch_definition_whole_dataframe("batch")
+            suite = self._context.suites.add(_gx_suite(self._suites[name]))
+            validations[name] = self._context.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=f"before_load.{name}", data=batch_definition, suite=suite
+                )
+            )
+        return validations
+
+    def validate_batch(self, frames: Mapping[str, pd.DataFrame], batch: int) -> QualityReport:
+        """Run every before-load suite on its frame of this batch."""
+        unknown = sorted(set(frames) - set(BEFORE_LOAD_SUITES))
+        absent = [name for name in BEFORE_LOAD_SUITES if name not in frames]
+        if unknown or absent:
+            raise QualityGateError(
+                "before_load", f"frames missing: {absent or '-'}; not known: {unknown or '-'}"
+            )
+        parameters = suite_parameters(dt.date.today(), self._tolerance)
+        run = RunIdentifier(run_name=f"before_load-batch-{batch}", run_time=_now())
+        outcomes: list[ExpectationOutcome] = []
+        failures: list[RowFailure] = []
+        started = time.perf_counter()
+        for name in BEFORE_LOAD_SUITES:
+            suite = self._suites[name]
+            frame = _prepared(name, frames[name], suite.columns)
+            result = self._before_load[name].run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=parameters,
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": list(suite.key),
+                    "return_unexpected_index_query": False,
+                },
+                run_id=run,
+            )
+            for res in _in_suite_order(result.results, self._before_load[name].suite):
+                outcome = _outcome(res, "before_load", batch, name)
+                outcomes.append(outcome)
+                if outcome.policy == "quarantine" and not outcome.success:
+                    failures.extend(_row_failures(res, name, suite.key))
+        log.debug("before_load batch %s validated in %.3fs", batch, time.perf_counter() - started)
+        return QualityReport(tuple(outcomes), tuple(failures))
+
+    def validate_tables(
+        self,
+        sqlalchemy_url: str,
+        run_id: uuid.UUID,
+        batch: int,
+        expected: Mapping[str, int],
+    ) -> QualityReport:
+        """Run the after-load suites on PostgreSQL; expected maps table -> rows of this run."""
+        url = to_sqlalchemy_url(sqlalchemy_url)
+        run = RunIdentifier(run_name=f"after_load-{run_id}-batch-{batch}", run_time=_now())
+        outcomes: list[ExpectationOutcome] = []
+        started = time.perf_counter()
+        for suite in self._suites.values():
+            if suite.checkpoint != "after_load":
+                continue
+            if suite.per_table:
+                for table, rows in expected.items():
+                    validation = self._table_validation(url, suite, run_id, table)
+                    outcomes.extend(
+                        self._run_after_load(validation, batch, {"expected_rows": rows}, run)
+                    )
+            else:
+                validation = self._table_validation(url, suite, run_id, None)
+                outcomes.extend(self._run_after_load(validation, batch, {}, run))
+        log.debug("after_load batch %s validated in %.3fs", batch, time.perf_counter() - started)
+        # after-load checks are about tables, not rows: nothing to quarantine row by row
+        return QualityReport(tuple(outcomes), ())
+
+    def _run_after_load(
+        self, validation: Any, batch: int, parameters: dict[str, Any], run: RunIdentifier
+    ) -> list[ExpectationOutcome]:
+        result = validation.run(
+            expectation_parameters=parameters,
+            result_format={"result_format": "SUMMARY", "return_unexpected_index_query": False},
+            run_id=run,
+        )
+        return [
+            _outcome(res, "after_load", batch, validation.suite.name)
+            for res in _in_suite_order(result.results, validation.suite)
+        ]
+
+    def _table_validation(
+        self, url: str, suite: SuiteFile, run_id: uuid.UUID, table: str | None
+    ) -> Any:
+        # a per-table suite counts one run's rows; the run id and table are spliced into its
+        # query, so such validations are made once per run and table, the others once per url
+        name = suite.name if table is None else f"{suite.name}.{table}"
+        cache_key = (url, name if table is None else f"{name}.{run_id}")
+        cached = self._after_load.get(cache_key)
+        if cached is not None:
+            return cached
+        assert suite.query is not None
+        query = suite.query
+        if table is not None:
+            if not _TABLE_NAME.match(table):
+                raise QualityGateError(suite.name, f"not a schema.table name: {table!r}")
+            query = query.format(table=table, run_id=uuid.UUID(str(run_id)))
+        source = self._sql_source(url)
+        asset_name = name if table is None else f"{name}.{run_id.hex}"
+        batch_definition = source.add_query_asset(
+            asset_name, query=query
+        ).add_batch_definition_whole_table("all")
+        gx_suite = self._gx_suites.get(name)
+        if gx_suite is None:
+            gx_suite = self._gx_suites[name] = self._context.suites.add(_gx_suite(suite, name))
+        validation = self._context.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=f"after_load.{source.name}.{asset_name}",
+                data=batch_definition,
+                suite=gx_suite,
+            )
+        )
+        self._after_load[cache_key] = validation
+        return validation
+
+    def _sql_source(self, url: str) -> Any:
+        source = self._sql_sources.get(url)
+        if source is None:
+            # add_sql, not add_postgres: add_postgres rejects socket-only urls (?host=/dir);
+            # GX warns that a postgres source would suit better, which is the point of not
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=GxDatasourceWarning)
+                source = self._context.data_sources.add_sql(
+                    f"postgres_{len(self._sql_sources) + 1}", connection_string=url
+                )
+            self._sql_sources[url] = source
+        return source
+
+    def build_data_docs(self) -> Path:
+        """Write GX Data Docs for every validation this gate ran; returns index.html."""
+        if self._data_docs_dir is None:
+            raise QualityGateError("data_docs", "the gate was made without a data_docs_dir")
+        self._context.build_data_docs(site_names=["tomeflow"])
+        return self._data_docs_dir / "index.html"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _prepared(name: str, frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    missing = sorted(set(columns) - set(frame.columns))
+    if missing and len(frame):
+        raise QualityGateError(name, f"frame lacks columns {missing}")
+    if missing:
+        # an empty batch may come without columns; the suite still needs them to exist
+        frame = frame.reindex(columns=[*frame.columns, *missing])
+    if frame.index.names != [None] or not frame.index.is_unique:
+        # GX reads a named index instead of our key columns, and a repeated label breaks its
+        # row lookup; failing rows are identified by their key columns anyway
+        frame = frame.reset_index(drop=True)
+    datetimes = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    if datetimes:
+        # GX coerces ISO bounds to datetime.date, which a pandas Timestamp will not compare with
+        frame = frame.copy()
+        for column in datetimes:
+            frame[column] = pd.Series(
+                [None if pd.isna(v) else v.date() for v in frame[column]],
+                index=frame.index,
+                dtype=object,
+            )
+    return frame
+
+
+def _in_suite_order(results: Iterable[Any], suite: gx.ExpectationSuite) -> list[Any]:
+    # GX returns results grouped by metric, not in the order the suite lists them
+    order = {e.id: i for i, e in enumerate(suite.expectations)}
+    return sorted(results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+
+
+def _outcome(res: Any, checkpoint: Checkpoint, batch: int, suite: str) -> ExpectationOutcome:
+    config = res.expectation_config
+    raised = _raised(res.exception_info)
+    if raised is not None:
+        raise QualityGateError(suite, f"{config.type} could not be evaluated: {raised}")
+    result = res.result or {}
+    if "observed_value" in result:
+        observed = result["observed_value"]
+    elif not res.success:
+        observed = result.get("partial_unexpected_list")
+    else:
+        observed = None
+    return ExpectationOutcome(
+        checkpoint=checkpoint,
+        batch=batch,
+        suite=suite,
+        expectation=config.type,
+        column=_column_of(config.kwargs),
+        success=bool(res.success),
+        observed_value=_jsonable(observed),
+        unexpected_count=_optional_int(result.get("unexpected_count")),
+        unexpected_percent=_optional_float(result.get("unexpected_percent")),
+        element_count=_optional_int(result.get("element_count")),
+        policy=str(config.meta["policy"]),
+    )
+
+
+def _row_failures(res: Any, suite: str, key: tuple[str, ...]) -> list[RowFailure]:
+    config = res.expectation_config
+    column = config.kwargs.get("column")
+    column_list = config.kwargs.get("column_list")
+    failures = []
+    for row in (res.result or {}).get("unexpected_index_list") or []:
+        if column_list:
+            value: object = [_jsonable(row.get(c)) for c in column_list]
+        else:
+            value = _jsonable(row.get(column))
+        paper_id = _jsonable(row.get("paper_id"))
+        failures.append(
+            RowFailure(
+                suite=suite,
+                paper_id="" if paper_id is None else str(paper_id),
+                key=tuple(_jsonable(row.get(k)) for k in key),
+                expectation=config.type,
+                column=_column_of(config.kwargs),
+                value=value,
+            )
+        )
+    return failures
+
+
+def _raised(info: Any) -> str | None:
+    # one dict for the expectation, or one per metric it needed
+    if not info:
+        return None
+    if "raised_exception" in info:
+        return str(info.get("exception_message")) if info["raised_exception"] else None
+    for detail in info.values():
+        if isinstance(detail, Mapping) and detail.get("raised_exception"):
+            return str(detail.get("exception_message"))
+    return None
+
+
+def _column_of(kwargs: Mapping[str, Any]) -> str | None:
+    if kwargs.get("column"):
+        return str(kwargs["column"])
+    if kwargs.get("column_list"):
+        return ",".join(kwargs["column_list"])
+    return None
+
+
+def _jsonable(value: object) -> object:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    converted = convert_to_json_serializable(value)
+    if isinstance(converted, float) and math.isnan(converted):
+        return None
+    return converted
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _short(value: object) -> str:
+    text = "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > _MARKDOWN_OBSERVED_CHARS:
+        return text[: _MARKDOWN_OBSERVED_CHARS - 1] + "…"
+    return text
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+if __name__ == "__main__":
+    # `python -m flows.quality` refreshes the generated parts of the suite files
+    logging.basicConfig(level=logging.INFO)
+    for changed in write_suites():
+        log.info("rewrote %s", changed)

@@ -1,0 +1,95 @@
+"""Raw bodies on disk, addressed by the sha256 of their uncompressed bytes and gzip-compressed.
+
+Layout: ``root/ab/cd/abcd....gz``. A write goes to a unique temporary file in the target
+folder and is renamed into place with ``os.replace``, which is atomic on one filesystem, so
+readers never see half a file and concurrent writers (threads or processes) of the same body
+simply race to install identical bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import zlib
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+GZIP_LEVEL = 6
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RawBodyMissing(KeyError):
+    """No body with this sha256 is stored."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(sha256)
+        self.sha256 = sha256
+
+
+class RawBodyCorrupt(Exception):
+    """A stored body no longer matches its sha256 (or is not valid gzip)."""
+
+    def __init__(self, sha256: str, reason: str) -> None:
+        super().__init__(f"raw body {sha256}: {reason}")
+        self.sha256 = sha256
+        self.reason = reason
+
+
+class RawStore:
+    """Content-addressed, compressed storage of fetched bodies; safe for concurrent use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the body with this sha256 lives (whether or not it is stored)."""
+        # the check also keeps a hostile "hash" from naming a path outside the store
+        if not _SHA256.match(sha256):
+            raise ValueError(f"not a lowercase sha256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / f"{sha256}.gz"
+
+    def has(self, sha256: str) -> bool:
+        """Whether a body with this sha256 is stored."""
+        return self.path_for(sha256).is_file()
+
+    def put(self, body: bytes) -> str:
+        """Store body (idempotent) and return the sha256 hex of its uncompressed bytes."""
+        sha256 = hashlib.sha256(body).hexdigest()
+        path = self.path_for(sha256)
+        if path.is_file():
+            return sha256
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # mtime=0 makes the compressed bytes a function of the body alone
+        packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        fd, tmp = tempfile.mkstemp(prefix=f".{sha256[:12]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(packed)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        logger.debug("stored raw body %s (%d bytes, %d packed)", sha256, len(body), len(packed))
+        return sha256
+
+    def get(self, sha256: str) -> bytes:
+        """The stored body with this sha256, checked against the hash."""
+        path = self.path_for(sha256)
+        try:
+            packed = path.read_bytes()
+        except FileNotFoundError:
+            raise RawBodyMissing(sha256) from None
+        try:
+            body = gzip.decompress(packed)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise RawBodyCorrupt(sha256, f"unreadable gzip: {exc}") from exc
+        if hashlib.sha256(body).hexdigest() != sha256:
+            raise RawBodyCorrupt(sha256, "content does not match its hash")
+        return body

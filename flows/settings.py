@@ -1,0 +1,78 @@
+"""One settings object, read from the environment once and validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of tomeflow; each has an environment variable (TOMEFLOW_<NAME>)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOMEFLOW_", env_file=".env", extra="ignore")
+
+    # where the data goes: DATABASE_URL wins; without it an embedded PostgreSQL (pgserver)
+    database_url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
+    home: Path = Field(default=PROJECT_ROOT / ".tomeflow", description="local state folder")
+    embedded_database: str = "tomeflow"
+
+    seeds_dir: Path = PROJECT_ROOT / "seeds"
+    batch_size: int = Field(default=500, ge=1, le=50_000)
+
+    # fetch politeness and safety
+    allowed_hosts: list[str] = Field(default_factory=list)
+    contact: str = "https://github.com/tomeflow/tomeflow"
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    backoff_factor: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=30.0, ge=0)
+    retry_after_cap: float = Field(default=60.0, ge=0)
+    per_host_rate: float = Field(default=2.0, gt=0, description="requests per second per host")
+    per_host_concurrency: int = Field(default=4, ge=1, le=64)
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    freshness_hours: float = Field(default=24.0 * 7, ge=0)
+
+    # data quality
+    dq_max_failure_share: float = Field(default=0.2, ge=0, le=1)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        # accept "a.org,b.org" from the environment as well as a json list
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @property
+    def raw_dir(self) -> Path:
+        """Content-addressed store of every fetched body."""
+        return self.home / "raw"
+
+    @property
+    def pgdata(self) -> Path:
+        """Data folder of the embedded PostgreSQL."""
+        return self.home / "pgdata"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        """Where Great Expectations writes its Data Docs."""
+        return self.home / "data_docs"
+
+    @property
+    def user_agent(self) -> str:
+        """The User-Agent every request carries."""
+        from flows import __version__
+
+        return f"tomeflow/{__version__} (+{self.contact})"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,108 @@
+"""Shared fixtures: a real PostgreSQL per test, isolated settings, a Prefect test server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from flows.migrate import upgrade
+from flows.settings import PROJECT_ROOT, get_settings
+
+DATA = Path(__file__).parent / "data"
+CI_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _answers(url: str) -> bool:
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """A PostgreSQL server to create test databases in: explicit, CI's, or embedded."""
+    explicit = os.environ.get("TOMEFLOW_TEST_DATABASE_URL")
+    if explicit:
+        return explicit
+    if _answers(CI_DATABASE):
+        return CI_DATABASE
+    from flows.db import embedded_database_url
+
+    return embedded_database_url(PROJECT_ROOT / ".tomeflow" / "test-pgdata", "postgres")
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{dbname}"))
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server_url: str) -> Iterator[str]:
+    """A database migrated to head once per session, copied for each test."""
+    name = f"tf_template_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    upgrade(_with_dbname(pg_server_url, name))
+    yield name
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    """A fresh, migrated, real PostgreSQL database for one test."""
+    name = f"tf_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{migrated_template}"')
+    yield _with_dbname(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh database with no schema at all (for migration tests)."""
+    name = f"tf_empty_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield _with_dbname(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test gets its own state folder and re-reads settings from its environment."""
+    monkeypatch.setenv("TOMEFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def tomeflow_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point tomeflow's settings at the test database; returns its url."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    return db_url
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A throwaway Prefect API (SQLite) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,198 @@
+"""The ingest flow end to end: real Prefect flow, real PostgreSQL, the real seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows import load as load_module
+from flows.ingest import ingest
+from flows.settings import PROJECT_ROOT
+from tests.helpers import query, snapshot
+
+REAL_SEED = PROJECT_ROOT / "seeds" / "PMC12809390.md"
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    shutil.copy(REAL_SEED, folder / "PMC12809390.md")
+    return folder
+
+
+def test_real_seed_loads_exact_rows(seeds: Path, tomeflow_env: str) -> None:
+    summary = ingest(seeds=str(seeds))
+    url = tomeflow_env
+    assert (summary.counts.new, summary.counts.quarantined) == (1, 0)
+
+    (paper,) = query(
+        url,
+        """select paper_id, source, title, doi, journal, published_on, stated_reference_count,
+                  fulltext_url, source_url, source_sha256 = content_sha256 or true
+           from core.papers""",
+    )
+    assert paper == (
+        "PMC12809390",
+        "PMC",
+        "Blood, sweat, tears and fibrosis: when overtraining injures the liver",
+        "10.20517/evcna.2025.56",
+        "Extracellular Vesicles and Circulating Nucleic Acids",
+        dt.date(2025, 11, 10),
+        14,
+        "https://tomesphere.com/paper/PMC12809390/full.md",
+        "https://tomesphere.com/paper/PMC12809390",
+        True,
+    )
+    assert query(
+        url,
+        "select a.name, pa.position from core.paper_authors pa join core.authors a using (author_id)",
+    ) == [("Enis Kostallari", 1)]
+    assert [r[0] for r in query(url, "select ordinal from core.key_findings order by ordinal")] == [
+        1,
+        2,
+        3,
+    ]
+    assert query(
+        url,
+        "select curie, entity_type, preferred_name, symbol, full_name, common_name from core.entities order by curie",
+    ) == [
+        ("MESH:C536030", "disease", "loss of skeletal muscle mass", None, None, None),
+        ("MESH:D005234", "disease", "hepatic steatosis", None, None, None),
+        ("MESH:D005355", "disease", "fibrosis", None, None, None),
+        ("MESH:D007249", "disease", "inflammation", None, None, None),
+        ("MESH:D008103", "disease", "liver fibrosis", None, None, None),
+        ("MESH:D008107", "disease", "liver disease", None, None, None),
+        ("MESH:D008659", "disease", "metabolic dysfunction", None, None, None),
+        (
+            "MONDO:0013209",
+            "disease",
+            "metabolic dysfunction-associated steatotic liver disease",
+            None,
+            None,
+            None,
+        ),
+        ("NCBIGene:3630", "gene", "INS", "INS", "insulin", None),
+        ("NCBITaxon:9606", "species", "Homo sapiens", None, None, "human"),
+    ]
+    assert query(
+        url, "select count(*), count(*) filter (where listing = 'linked') from core.paper_entities"
+    ) == [(10, 1)]
+    assert query(
+        url,
+        "select alias, kind, paper_count from core.entity_aliases where curie = 'NCBIGene:3630' order by alias",
+    ) == [
+        ("IDDM", "alias", 1),
+        ("IDDM1", "alias", 1),
+        ("IDDM2", "alias", 1),
+        ("ILPR", "alias", 1),
+        ("INS", "name", 1),
+        ("IRDN", "alias", 1),
+        ("MODY10", "alias", 1),
+        ("insulin", "full_name", 1),
+    ]
+    # every row carries the run that wrote it and its source document's hash
+    (run_id,) = query(url, "select run_id from ops.runs")[0]
+    sha = query(url, "select source_sha256 from core.papers")[0][0]
+    for table in (
+        "core.paper_authors",
+        "core.key_findings",
+        "core.paper_entities",
+        "core.entity_aliases",
+    ):
+        assert query(url, f"select distinct run_id, source_sha256 from {table}") == [(run_id, sha)]
+    assert query(url, "select status, papers_seen, papers_new from ops.runs") == [
+        ("completed", 1, 1)
+    ]
+
+
+def test_second_run_changes_nothing(seeds: Path, tomeflow_env: str) -> None:
+    ingest(seeds=str(seeds))
+    before = snapshot(tomeflow_env)
+    again = ingest(seeds=str(seeds))
+    assert (again.counts.new, again.counts.updated, again.counts.unchanged) == (0, 0, 1)
+    assert snapshot(tomeflow_env) == before
+    assert query(tomeflow_env, "select papers_unchanged from ops.runs order by started_at") == [
+        (0,),
+        (1,),
+    ]
+
+
+def test_changed_seed_replaces_the_papers_rows(seeds: Path, tomeflow_env: str) -> None:
+    ingest(seeds=str(seeds))
+    page = seeds / "PMC12809390.md"
+    text = page.read_text(encoding="utf-8")
+    text = text.replace(", fibrosis (MESH:D005355)", "").replace(
+        "- Excessive exercise may impair mitochondrial function and liver health.\n", ""
+    )
+    page.write_text(text, encoding="utf-8")
+
+    summary = ingest(seeds=str(seeds))
+    assert (summary.counts.updated, summary.counts.unchanged) == (1, 0)
+    url = tomeflow_env
+    curies = {r[0] for r in query(url, "select curie from core.paper_entities")}
+    assert "MESH:D005355" not in curies and len(curies) == 9
+    assert query(url, "select count(*) from core.entities where curie = 'MESH:D005355'") == [(0,)]
+    assert query(url, "select count(*) from core.key_findings") == [(2,)]
+    runs = [r[0] for r in query(url, "select run_id from ops.runs order by started_at")]
+    assert query(url, "select distinct run_id from core.paper_entities") == [(runs[1],)]
+
+
+def test_bad_documents_are_quarantined_and_the_rest_loads(seeds: Path, tomeflow_env: str) -> None:
+    text = REAL_SEED.read_text(encoding="utf-8")
+    (seeds / "not-a-summary.md").write_text("just notes, no title\n", encoding="utf-8")
+    (seeds / "PMC1.md").write_text(
+        text.replace("PMC12809390", "PMC1").replace("(MESH:D005234)", "(MESH:X12)"),
+        encoding="utf-8",
+    )
+    (seeds / "PMC2.md").write_text(
+        text.replace("PMC12809390", "PMC2").replace(
+            "- **Species:**", "- **Species** broken line\n- **Species:**"
+        ),
+        encoding="utf-8",
+    )
+    (seeds / "copy-of-PMC2.md").write_text(text.replace("PMC12809390", "PMC2"), encoding="utf-8")
+
+    summary = ingest(seeds=str(seeds))
+    url = tomeflow_env
+    assert summary.counts.new == 3 and summary.counts.quarantined == 2
+    assert {r[0] for r in query(url, "select paper_id from core.papers")} == {
+        "PMC1",
+        "PMC2",
+        "PMC12809390",
+    }
+    rows = query(
+        url,
+        """select regexp_replace(document, '.*/', ''), stage, line, rejected_whole, reason
+           from ops.quarantine order by 1, 2""",
+    )
+    assert [r[:4] for r in rows] == [
+        ("PMC1.md", "normalise", 32, False),
+        ("PMC2.md", "parse", 33, False),
+        ("copy-of-PMC2.md", "parse", None, True),
+        ("not-a-summary.md", "parse", 1, True),
+    ]
+    assert "MESH" in rows[0][4] and "X12" in rows[0][4]
+    assert "duplicate paper id PMC2" in rows[2][4]
+    # the paper with a bad identifier still loads its other nine entities
+    assert query(url, "select count(*) from core.paper_entities where paper_id = 'PMC1'") == [(9,)]
+
+
+def test_failure_inside_a_load_leaves_no_half_loaded_paper(
+    seeds: Path, tomeflow_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed midway")
+
+    monkeypatch.setattr(load_module, "_refresh_aliases", explode)
+    with pytest.raises(RuntimeError, match="killed midway"):
+        ingest(seeds=str(seeds))
+    for table in ("core.papers", "core.paper_authors", "core.paper_entities", "core.entities"):
+        assert query(tomeflow_env, f"select count(*) from {table}") == [(0,)]
+    assert query(tomeflow_env, "select status, message from ops.runs") == [
+        ("failed", "RuntimeError: killed midway")
+    ]
