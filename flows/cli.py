@@ -1,4 +1,4 @@
-"""`tomeflow parse | run | migrate | db`: the command line."""
+"""`tomeflow parse | run | serve | migrate | db`: the command line."""
 
 from __future__ import annotations
 
@@ -46,10 +46,29 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the ingest flow and print what it loaded."""
-    from flows.ingest import ingest
+    from flows.ingest import DataQualityError, ingest
 
-    summary = ingest(seeds=args.seeds, batch_size=args.batch_size)
+    try:
+        summary = ingest(
+            seeds=args.seeds,
+            batch_size=args.batch_size,
+            offline=args.offline,
+            full_refresh=args.full_refresh,
+            only=args.only,
+        )
+    except DataQualityError as exc:
+        print(exc.summary.to_text())
+        print(f"\nrun failed: {exc}", file=sys.stderr)
+        return 1
     print(summary.to_text())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve prefect.yaml's deployment of the ingest flow, with its schedule, from this process."""
+    from flows.deployment import serve
+
+    serve(args.deployment)
     return 0
 
 
@@ -96,7 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the ingest flow")
     p.add_argument("--seeds", help="seed folder or file (default: TOMEFLOW_SEEDS_DIR or seeds/)")
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(
+        "--offline", action="store_true", help="no HTTP: re-parse full texts from the raw layer"
+    )
+    p.add_argument("--full-refresh", action="store_true", help="refetch and rewrite every paper")
+    p.add_argument("--only", nargs="+", metavar="ID", help="reprocess just these paper ids")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="serve the scheduled deployment from prefect.yaml")
+    p.add_argument("--deployment", default="ingest-daily", help="deployment name in prefect.yaml")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--revision", default="head")

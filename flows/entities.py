@@ -174,6 +174,7 @@ class NormalisedEntity:
     names: tuple[str, ...]  # every name on the page, in order, without duplicates
     line: int
     known_namespace: bool = True  # false: the prefix is a sanitised unknown namespace
+    category: str = ""  # the list's label as written: "Genes", "Diseases", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +294,7 @@ def _entity_from(ref: EntityRef, curie: Curie) -> NormalisedEntity:
         names=_unique((ref.name, *extra, *ref.aliases)),
         line=ref.line,
         known_namespace=curie.known,
+        category=ref.category,
     )
 
 

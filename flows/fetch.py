@@ -10,10 +10,10 @@ Which hosts may be fetched (checked for the first URL and for every redirect hop
   1. the scheme is http or https ("SchemeNotAllowed");
   2. the hostname, whatever the port, is in ``policy.allowed_hosts`` ("HostNotAllowed", or
      "RedirectNotAllowed" for a hop);
-  3. before every attempt the host is resolved; if any address is private, loopback,
-     link-local, multicast, reserved or unspecified the fetch is refused ("PrivateAddress")
-     unless the host is in ``policy.private_hosts_allowed`` or is an IP literal (an address
-     someone put in the allowlist on purpose).
+  3. before every attempt the host is resolved (an IP literal is its own address); if any
+     address is private, loopback, link-local, multicast, reserved or unspecified the fetch
+     is refused ("PrivateAddress") unless the host is in ``policy.private_hosts_allowed``,
+     which holds the hosts an operator named in TOMEFLOW_ALLOWED_HOSTS.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,10 +89,16 @@ class FetchPolicy:
             raise ValueError("per_host_rate > 0, per_host_concurrency >= 1, max_retries >= 0")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FetchPolicy:
-        """The policy that tomeflow's settings describe."""
+    def from_settings(cls, settings: Settings, seed_hosts: Iterable[str] = ()) -> FetchPolicy:
+        """The policy that tomeflow's settings describe.
+
+        The allowlist is TOMEFLOW_ALLOWED_HOSTS when set, else the hosts of the seeds' URLs.
+        Only hosts named in the setting may resolve to private addresses.
+        """
+        named = frozenset(settings.allowed_hosts)
         return cls(
-            allowed_hosts=frozenset(settings.allowed_hosts),
+            allowed_hosts=named or frozenset(h for h in seed_hosts if h),
+            private_hosts_allowed=named,
             user_agent=settings.user_agent,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
@@ -350,10 +356,10 @@ class Fetcher:
         return None
 
     def _check_address(self, host: str) -> None:
-        if _is_ip(host) or host in self.policy.private_hosts_allowed:
+        if host in self.policy.private_hosts_allowed:
             return
         try:
-            addresses = self._resolve(host)
+            addresses = {host} if _is_ip(host) else self._resolve(host)
         except OSError as exc:
             raise _Halt(_retry("NameResolutionError", f"{host}: {exc}")) from exc
         private = sorted(a for a in addresses if _is_private(a))
@@ -533,6 +539,11 @@ def _resolve_addresses(host: str) -> set[str]:
 
 def _normal_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
+
+
+def host_of(url: str) -> str:
+    """The normalised host of a url ("" when it has none or cannot be read)."""
+    return _host_of(url)
 
 
 def _host_of(url: str) -> str:

@@ -1,104 +1,64 @@
-"""The ingest flow: seeds -> parse -> normalise -> load -> report, in batches."""
+"""The ingest flow: seeds -> fetch -> parse -> normalise -> validate -> load -> report."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import psycopg
-from prefect import State, flow, get_run_logger, task
-from prefect.cache_policies import NONE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows import report
 from flows.db import database_url
-from flows.entities import normalise_entities
-from flows.load import LoadResult, PaperLoad, PostgresLoader, RunCounts
+from flows.fetch import PerHostRateLimiter
+from flows.load import PostgresLoader, RunCounts
 from flows.migrate import upgrade
+from flows.plan import Mode
+from flows.quality import SUITES_DIR, QualityGate
 from flows.quarantine import QuarantineRow
-from flows.seeds import (
-    PaperRecord,
-    SeedBatch,
-    discover_seeds,
-    drop_duplicate_ids,
-    parse_batch,
-)
+from flows.rawstore import RawStore
+from flows.seeds import PaperRecord, SeedBatch, discover_seeds, drop_duplicate_ids
 from flows.settings import get_settings
+from flows.tasks import (
+    FetchProgress,
+    assemble,
+    fetch_fulltexts,
+    load,
+    parse_seeds,
+    read_stored,
+    record_refused_batch,
+    validate,
+    validate_tables,
+)
 
 T = TypeVar("T")
 
-
-@task(name="parse-seeds", cache_policy=NONE)
-def parse_seeds(paths: Sequence[Path]) -> SeedBatch:
-    """Parse one batch of seed files."""
-    return parse_batch(paths)
-
-
-@task(name="normalise-entities", cache_policy=NONE)
-def normalise(papers: Sequence[PaperRecord]) -> tuple[list[PaperLoad], list[QuarantineRow]]:
-    """Turn each paper's listed entities into CURIEs; bad identifiers are quarantined."""
-    return normalise_papers(papers)
-
-
-def _transient(task: object, task_run: object, state: State[object]) -> bool:
-    # retry a load only when the database went away, never for a bug or bad data
-    try:
-        state.result()
-    except psycopg.OperationalError:
-        return True
-    except BaseException:
-        return False
-    return False
-
-
-@task(
-    name="load-batch",
-    cache_policy=NONE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_transient,
+# tables whose rows carry the run that wrote them: the after-load checkpoint counts them
+RUN_TABLES = (
+    "core.papers",
+    "core.paper_authors",
+    "core.key_findings",
+    "core.paper_entities",
+    "core.paper_entity_names",
+    "core.sections",
+    "core.paper_references",
+    "core.captions",
+    "core.entity_mentions",
+    "raw.fetches",
 )
-def load(
-    loader: PostgresLoader,
-    run_id: uuid.UUID,
-    papers: Sequence[PaperLoad],
-    rejected: Sequence[QuarantineRow],
-) -> LoadResult:
-    """Load one batch in one transaction."""
-    return loader.load_batch(run_id, papers, rejected)
 
 
-def normalise_papers(
-    papers: Sequence[PaperRecord],
-) -> tuple[list[PaperLoad], list[QuarantineRow]]:
-    """Normalise every paper of a batch into the loader's input records."""
-    loads: list[PaperLoad] = []
-    rejected: list[QuarantineRow] = []
-    for paper in papers:
-        entities, problems = normalise_entities(paper.paper_id, paper.entities)
-        rejected.extend(
-            QuarantineRow(
-                paper.seed_path,
-                "normalise",
-                p.reason,
-                False,
-                paper.paper_id,
-                p.line,
-                {"identifier": p.curie_or_raw},
-            )
-            for p in problems
-        )
-        loads.append(PaperLoad(paper, tuple(entities), content_hash(paper.seed_sha256)))
-    return loads, rejected
+class DataQualityError(RuntimeError):
+    """The run loaded what it could, but a quality gate refused a batch or the tables."""
 
-
-def content_hash(*parts: str | None) -> str:
-    """One hash over every input a paper's rows derive from."""
-    return hashlib.sha256("|".join(p or "" for p in parts).encode()).hexdigest()
+    def __init__(self, summary: report.RunSummary) -> None:
+        super().__init__("; ".join(summary.problems))
+        self.summary = summary
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -107,48 +67,148 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+def run_mode(offline: bool, full_refresh: bool, only: Sequence[str] | None) -> Mode:
+    """How this run treats full texts: reuse fresh ones, refetch all, or stay offline."""
+    if offline:
+        return "offline"
+    return "full_refresh" if full_refresh or only else "incremental"
+
+
+def select_papers(
+    parsed: SeedBatch, seen: dict[str, str], only: frozenset[str] | None
+) -> tuple[list[PaperRecord], list[QuarantineRow]]:
+    """The batch's papers to process (first document per id, only the named ones if any)."""
+    papers, duplicates = drop_duplicate_ids(parsed.papers, seen)
+    rejected = [*parsed.rejected, *duplicates]
+    if only is None:
+        return papers, rejected
+    return (
+        [p for p in papers if p.paper_id in only],
+        [r for r in rejected if r.paper_id in only],
+    )
+
+
 def _run_name() -> str:
     return f"ingest-{dt.datetime.now(dt.UTC):%Y-%m-%d}"
 
 
 @flow(name="ingest", flow_run_name=_run_name, log_prints=False)
-def ingest(seeds: str | None = None, batch_size: int | None = None) -> report.RunSummary:
-    """Read every seed document under `seeds` and load it into PostgreSQL."""
+def ingest(
+    seeds: str | None = None,
+    batch_size: int | None = None,
+    offline: bool = False,
+    full_refresh: bool = False,
+    only: list[str] | None = None,
+) -> report.RunSummary:
+    """Read every seed document under `seeds`, fetch full texts and load PostgreSQL.
+
+    offline: no HTTP, full texts come from the raw layer. full_refresh: refetch and rewrite
+    every paper. only: process just these paper ids (refetched and rewritten).
+    """
+    started = time.perf_counter()
     logger = get_run_logger()
     settings = get_settings()
     seeds_path = Path(seeds) if seeds else settings.seeds_dir
     size = batch_size or settings.batch_size
+    mode = run_mode(offline, full_refresh, only)
+    force = mode == "full_refresh" or bool(full_refresh)
+    wanted = frozenset(only) if only else None
     url = database_url(settings)
     upgrade(url)
     loader = PostgresLoader(url)
     run_id = uuid.UUID(flow_run.id) if flow_run.id else uuid.uuid4()
     loader.start_run(run_id, flow_run.name, str(seeds_path))
     counts = RunCounts()
+    times = report.StageTimes()
+    quality = report.DataQuality()
+    problems: list[str] = []
+    found: set[str] = set()
     try:
         paths = discover_seeds(seeds_path)
         if not paths:
             raise FileNotFoundError(f"no seed documents (*.md, *.txt) under {seeds_path}")
-        logger.info("%d seed documents under %s, batches of %d", len(paths), seeds_path, size)
+        logger.info(
+            "%d seed documents under %s, batches of %d, %s", len(paths), seeds_path, size, mode
+        )
+        store = RawStore(settings.raw_dir)
+        gate = QualityGate(
+            SUITES_DIR,
+            settings.data_docs_dir,
+            reference_count_gap_tolerance=settings.reference_count_gap_tolerance,
+        )
+        limiter = PerHostRateLimiter(settings.per_host_rate)
+        progress = FetchProgress(len(paths))
         seen_ids: dict[str, str] = {}
-        for batch_paths in batched(paths, size):
-            parsed = parse_seeds(batch_paths)
-            papers, duplicates = drop_duplicate_ids(parsed.papers, seen_ids)
-            loads, bad_entities = normalise(papers)
-            rejected = [*parsed.rejected, *duplicates, *bad_entities]
-            result = load(loader, run_id, loads, rejected)
-            counts.seen += len(batch_paths)
+        for number, batch_paths in enumerate(batched(paths, size), 1):
+            with times.stage("parse"):
+                papers, rejected = select_papers(parse_seeds(batch_paths), seen_ids, wanted)
+            found.update(p.paper_id for p in papers)
+            ids = [p.paper_id for p in papers]
+            with times.stage("fetch"):
+                stored = read_stored(loader, ids, mode == "offline")
+                fetched = fetch_fulltexts(
+                    papers, stored, mode, settings, store, limiter, progress, (number - 1) * size
+                )
+            with times.stage("assemble"):
+                loads, problems_found = assemble(papers, fetched, stored, store, force)
+            with times.stage("validate"):
+                verdict = validate(gate, loads, number, settings.dq_max_failure_share)
+            rejected += [*problems_found, *verdict.rejected]
+            quality.add(verdict.report.outcomes)
+            with times.stage("load"):
+                if verdict.over_threshold:
+                    problems.append(f"batch {number} not loaded: {verdict.message()}")
+                    logger.error(problems[-1])
+                    record_refused_batch(
+                        loader, run_id, rejected, fetched.results, verdict.report.outcomes
+                    )
+                else:
+                    result = load(
+                        loader,
+                        run_id,
+                        verdict.loads,
+                        rejected,
+                        fetched.results,
+                        verdict.report.outcomes,
+                        force,
+                    )
+                    counts.add(result)
+            counts.seen += len(papers) if wanted else len(batch_paths)
             counts.quarantined += sum(1 for r in rejected if r.rejected_whole)
-            counts.add(result)
+            counts.fetch_statuses.update(
+                Counter(s.status for s in fetched.states.values() if s.requested and s.status)
+            )
             logger.info(
-                "batch: %d new, %d updated, %d unchanged, %d quarantine rows",
-                len(result.new), len(result.updated), len(result.unchanged), len(rejected),
+                "batch %d: %d papers, %d fetched, %d quarantine rows",
+                number, len(papers), len(fetched.results), len(rejected),
             )  # fmt: skip
+        if wanted is not None and (missing := sorted(wanted - found)):
+            problems.append(f"--only ids not found among the seeds: {', '.join(missing)}")
+            logger.warning(problems[-1])
+        with times.stage("validate"):
+            expected = {t: counts.rows_written.get(t, 0) for t in RUN_TABLES}
+            after = validate_tables(gate, loader, url, run_id, expected)
+        quality.add(after.outcomes)
+        problems += report.failed_after_load(after)
+        counts.dq_failed_expectations = len(quality.failed)
         counts.row_counts = loader.row_counts()
+        with times.stage("report"):
+            docs = gate.build_data_docs()
     except BaseException as exc:
         loader.finish_run(run_id, "failed", counts, f"{type(exc).__name__}: {exc}")
         raise
-    loader.finish_run(run_id, "completed", counts)
-    summary = report.summarise(run_id, flow_run.name, url, counts, loader.quarantine_for(run_id))
+    failed = any(p.startswith(("batch ", "after load")) for p in problems)
+    status = "failed" if failed else "completed"
+    loader.finish_run(run_id, status, counts, "; ".join(problems) or None)
+    shown, total = loader.quarantine_for(run_id, report.QUARANTINE_SHOWN)
+    summary = report.summarise(
+        run_id, flow_run.name, status, url, counts, shown, total, quality, docs, problems, times,
+        time.perf_counter() - started,
+    )  # fmt: skip
     report.publish(summary)
     logger.info(summary.headline())
+    logger.info(quality.headline())
+    logger.info("data docs: %s", docs)
+    if failed:
+        raise DataQualityError(summary)
     return summary

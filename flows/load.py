@@ -6,16 +6,19 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from flows.entities import NormalisedEntity, preferred_name
+from flows.entities import preferred_name
+from flows.fetch import FetchResult
+from flows.papers import PaperContent, PaperLoad
+from flows.plan import StoredPaper
+from flows.quality import ExpectationOutcome
 from flows.quarantine import QuarantineRow
-from flows.seeds import PaperRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +35,27 @@ TABLES = (
     "core.paper_entities",
     "core.paper_entity_names",
     "core.entity_aliases",
+    "core.sections",
+    "core.paper_references",
+    "core.captions",
+    "core.entity_mentions",
+    "raw.fetches",
     "ops.quarantine",
+    "ops.dq_results",
 )
 
-
-@dataclass(frozen=True, slots=True)
-class PaperLoad:
-    """Everything loaded for one paper: the loader's input record."""
-
-    paper: PaperRecord
-    entities: tuple[NormalisedEntity, ...]
-    content_sha256: str  # over every input the rows derive from; equal means unchanged
+# the child tables a paper's rows live in; all are replaced when the paper changes
+# (entity_mentions first: it references sections)
+PAPER_CHILDREN = (
+    "entity_mentions",
+    "captions",
+    "paper_references",
+    "sections",
+    "paper_authors",
+    "key_findings",
+    "paper_entities",
+    "paper_entity_names",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +65,8 @@ class LoadResult:
     new: tuple[str, ...] = ()
     updated: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
-    quarantined: int = 0
+    fetch_failed: tuple[str, ...] = ()  # papers whose full text this run could not fetch
+    rows_written: Mapping[str, int] = field(default_factory=dict)  # table -> rows of this batch
 
 
 @dataclass(slots=True)
@@ -65,6 +79,9 @@ class RunCounts:
     unchanged: int = 0
     failed: int = 0
     quarantined: int = 0
+    dq_failed_expectations: int = 0
+    fetch_statuses: dict[str, int] = field(default_factory=dict)
+    rows_written: dict[str, int] = field(default_factory=dict)
     row_counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, result: LoadResult) -> None:
@@ -72,6 +89,9 @@ class RunCounts:
         self.new += len(result.new)
         self.updated += len(result.updated)
         self.unchanged += len(result.unchanged)
+        self.failed += len(result.fetch_failed)
+        for table, rows in result.rows_written.items():
+            self.rows_written[table] = self.rows_written.get(table, 0) + rows
 
 
 class PostgresLoader:
@@ -100,7 +120,8 @@ class PostgresLoader:
             conn.execute(
                 """update ops.runs set ended_at = now(), status = %s, papers_seen = %s,
                    papers_new = %s, papers_updated = %s, papers_unchanged = %s,
-                   papers_failed = %s, papers_quarantined = %s, row_counts = %s, message = %s
+                   papers_failed = %s, papers_quarantined = %s, row_counts = %s, message = %s,
+                   dq_failed_expectations = %s
                    where run_id = %s""",
                 (
                     status,
@@ -112,6 +133,7 @@ class PostgresLoader:
                     counts.quarantined,
                     json.dumps(counts.row_counts),
                     message,
+                    counts.dq_failed_expectations,
                     run_id,
                 ),
             )
@@ -126,20 +148,42 @@ class PostgresLoader:
                 for table in TABLES
             }
 
-    def content_hashes(self, paper_ids: Sequence[str]) -> dict[str, str]:
-        """The stored content hash of each of these papers that is loaded."""
+    def stored_papers(self, paper_ids: Sequence[str], raw_fallback: bool) -> dict[str, StoredPaper]:
+        """What is stored about these papers; with raw_fallback, papers only raw.fetches knows."""
         with self._connect() as conn:
             rows = conn.execute(
-                "select paper_id, content_sha256 from core.papers where paper_id = any(%s)",
+                """select paper_id, source_sha256, content_sha256, fulltext_url, fulltext_status,
+                          fulltext_sha256, fulltext_etag, fulltext_last_modified,
+                          fulltext_fetched_at, fulltext_checked_at, fulltext_error
+                   from core.papers where paper_id = any(%s)""",
                 (list(paper_ids),),
             ).fetchall()
-        return dict(rows)
+            stored = {r[0]: StoredPaper(*r) for r in rows}
+            missing = [i for i in paper_ids if i not in stored]
+            if raw_fallback and missing:
+                # the last body fetched for a paper the tables do not hold (offline replay into
+                # a database whose core tables were emptied)
+                for paper_id, url, sha, etag, modified, at in conn.execute(
+                    """select distinct on (paper_id) paper_id, url, sha256, etag, last_modified,
+                              started_at
+                       from raw.fetches where paper_id = any(%s) and sha256 is not null
+                       order by paper_id, fetch_id desc""",
+                    (missing,),
+                ):
+                    stored[paper_id] = StoredPaper(
+                        paper_id, None, None, url, "fetched", sha, etag, modified, at, at, None
+                    )
+        return stored
 
     def load_batch(
         self,
         run_id: uuid.UUID,
-        papers: Sequence[PaperLoad],
+        loads: Sequence[PaperLoad],
         quarantine: Sequence[QuarantineRow] = (),
+        fetches: Sequence[FetchResult] = (),
+        dq: Sequence[ExpectationOutcome] = (),
+        *,
+        force: bool = False,
     ) -> LoadResult:
         """Load a batch in one transaction: new and changed papers replace their rows."""
         with self._connect() as conn, conn.transaction():
@@ -147,46 +191,77 @@ class PostgresLoader:
             stored = dict(
                 conn.execute(
                     "select paper_id, content_sha256 from core.papers where paper_id = any(%s)",
-                    ([p.paper.paper_id for p in papers],),
+                    ([p.paper.paper_id for p in loads],),
                 ).fetchall()
             )
-            changed = [p for p in papers if stored.get(p.paper.paper_id) != p.content_sha256]
-            if changed:
-                _write_papers(conn, run_id, changed)
+            write = [
+                p
+                for p in loads
+                if p.content is not None
+                and (force or stored.get(p.paper.paper_id) != p.content_sha256)
+            ]
+            rows = _write_papers(conn, run_id, write) if write else {}
+            written = {p.paper.paper_id for p in write}
+            rest = [p for p in loads if p.paper.paper_id not in written]
+            rows["core.papers"] = len(write) + _write_fulltext_states(conn, run_id, rest)
+            rows["raw.fetches"] = _write_fetches(conn, run_id, fetches)
             _write_quarantine(conn, run_id, quarantine)
-        ids = [p.paper.paper_id for p in changed]
+            _write_dq_results(conn, run_id, dq)
+        changed = [
+            p.paper.paper_id for p in write if stored.get(p.paper.paper_id) != p.content_sha256
+        ]
         return LoadResult(
-            new=tuple(i for i in ids if i not in stored),
-            updated=tuple(i for i in ids if i in stored),
-            unchanged=tuple(p.paper.paper_id for p in papers if p not in changed),
-            quarantined=len(quarantine),
+            new=tuple(i for i in changed if i not in stored),
+            updated=tuple(i for i in changed if i in stored),
+            unchanged=tuple(p.paper.paper_id for p in loads if p.paper.paper_id not in changed),
+            fetch_failed=tuple(p.paper.paper_id for p in loads if p.fulltext_state.failed),
+            rows_written=rows,
         )
 
-    def quarantine_for(self, run_id: uuid.UUID) -> list[QuarantineRow]:
-        """The quarantine rows a run wrote."""
+    def record_rejected_batch(
+        self,
+        run_id: uuid.UUID,
+        quarantine: Sequence[QuarantineRow],
+        fetches: Sequence[FetchResult] = (),
+        dq: Sequence[ExpectationOutcome] = (),
+    ) -> None:
+        """For a batch that loads nothing: its quarantine rows, fetch attempts and dq results."""
+        with self._connect() as conn, conn.transaction():
+            _write_fetches(conn, run_id, fetches)
+            _write_quarantine(conn, run_id, quarantine)
+            _write_dq_results(conn, run_id, dq)
+
+    def record_dq_results(self, run_id: uuid.UUID, outcomes: Sequence[ExpectationOutcome]) -> None:
+        """One ops.dq_results row per evaluated expectation."""
+        with self._connect() as conn, conn.transaction():
+            _write_dq_results(conn, run_id, outcomes)
+
+    def quarantine_for(self, run_id: uuid.UUID, limit: int) -> tuple[list[QuarantineRow], int]:
+        """The first `limit` quarantine rows a run wrote, and how many it wrote in all."""
         with self._connect() as conn:
             rows = conn.execute(
                 """select document, stage, reason, rejected_whole, paper_id, line, payload
-                   from ops.quarantine where run_id = %s order by quarantine_id""",
-                (run_id,),
+                   from ops.quarantine where run_id = %s order by quarantine_id limit %s""",
+                (run_id, limit),
             ).fetchall()
-        return [_quarantine_row(r) for r in rows]
-
-    def record_quarantine(self, run_id: uuid.UUID, rows: Sequence[QuarantineRow]) -> None:
-        """Write quarantine rows on their own (for a batch that loads nothing)."""
-        with self._connect() as conn, conn.transaction():
-            _write_quarantine(conn, run_id, rows)
+            (total,) = conn.execute(
+                "select count(*) from ops.quarantine where run_id = %s", (run_id,)
+            ).fetchone() or (0,)
+        return [_quarantine_row(r) for r in rows], int(total)
 
 
 def _copy(
     cur: psycopg.Cursor[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
+) -> int:
     statement = sql.SQL("copy {} ({}) from stdin").format(
         sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    count = 0
     with cur.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
+            count += 1
+    return count
 
 
 def _execute_each(cur: psycopg.Cursor[Any], statements: str, params: Mapping[str, Any]) -> None:
@@ -203,6 +278,34 @@ def _stage(cur: psycopg.Cursor[Any], name: str, like: str, columns: Sequence[str
         )
     )
 
+
+def _stage_and_copy(
+    cur: psycopg.Cursor[Any],
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> int:
+    """COPY rows into a staging copy of a table (named s_<table>); returns the row count."""
+    name = "s_" + table.split(".")[1]
+    _stage(cur, name, table, columns)
+    return _copy(cur, name, columns, rows)
+
+
+def _with_content(loads: Iterable[PaperLoad]) -> Iterator[tuple[PaperLoad, PaperContent]]:
+    for load in loads:
+        if load.content is not None:
+            yield load, load.content
+
+
+FULLTEXT_COLUMNS = (
+    "fulltext_status",
+    "fulltext_sha256",
+    "fulltext_etag",
+    "fulltext_last_modified",
+    "fulltext_fetched_at",
+    "fulltext_checked_at",
+    "fulltext_error",
+)
 
 PAPER_COLUMNS = (
     "paper_id",
@@ -221,63 +324,123 @@ PAPER_COLUMNS = (
     "seed_path",
     "content_sha256",
     "source_sha256",
+    "parsed_reference_count",
+    "fulltext_word_count",
+    *FULLTEXT_COLUMNS,
 )
+
+
+def _state_values(load: PaperLoad) -> tuple[Any, ...]:
+    s = load.fulltext_state
+    return (s.status, s.sha256, s.etag, s.last_modified, s.fetched_at, s.checked_at, s.error)
+
+
+def _paper_row(load: PaperLoad, content: PaperContent) -> tuple[Any, ...]:
+    p, ft = load.paper, content.fulltext
+    return (
+        p.paper_id, p.source, p.title, p.doi, p.journal, p.published_on, p.tldr, p.contribution,
+        p.abstract, p.fulltext_url, p.stated_reference_count, p.references_url, p.source_url,
+        p.seed_path, load.content_sha256, p.seed_sha256,
+        None if ft is None else len(ft.references), None if ft is None else ft.word_count,
+        *_state_values(load),
+    )  # fmt: skip
+
+
+def _write_fulltext_states(
+    conn: psycopg.Connection[Any], run_id: uuid.UUID, loads: Sequence[PaperLoad]
+) -> int:
+    """Record new full-text states of papers whose content is unchanged; returns rows changed."""
+    requested = [p for p in loads if p.fulltext_state.requested]
+    if not requested:
+        return 0
+    cur = conn.cursor()
+    _stage_and_copy(
+        cur,
+        "core.papers",
+        ("paper_id", *FULLTEXT_COLUMNS),
+        ((p.paper.paper_id, *_state_values(p)) for p in requested),
+    )
+    sets = sql.SQL(", ").join(
+        sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in FULLTEXT_COLUMNS
+    )
+    cols = sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in FULLTEXT_COLUMNS)
+    scols = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in FULLTEXT_COLUMNS)
+    cur.execute(
+        sql.SQL(
+            """update core.papers p set {sets}, run_id = %(run)s, loaded_at = now()
+               from s_papers s where p.paper_id = s.paper_id
+               and ({cols}) is distinct from ({scols})"""
+        ).format(sets=sets, cols=cols, scols=scols),
+        {"run": run_id},
+    )
+    updated = cur.rowcount
+    cur.execute("drop table s_papers")
+    return updated
+
+
+def _write_dq_results(
+    conn: psycopg.Connection[Any], run_id: uuid.UUID, outcomes: Sequence[ExpectationOutcome]
+) -> int:
+    with conn.cursor() as cur:
+        return _copy(
+            cur,
+            "ops.dq_results",
+            ("run_id", "batch", "checkpoint", "suite", "expectation", "column_name", "success",
+             "observed_value", "unexpected_count", "unexpected_percent", "element_count"),
+            (
+                (run_id, o.batch, o.checkpoint, o.suite, o.expectation, o.column, o.success,
+                 json.dumps(o.observed_value, default=str), o.unexpected_count,
+                 o.unexpected_percent, o.element_count)
+                for o in outcomes
+            ),
+        )  # fmt: skip
+
+
+def _write_fetches(
+    conn: psycopg.Connection[Any], run_id: uuid.UUID, fetches: Sequence[FetchResult]
+) -> int:
+    with conn.cursor() as cur:
+        return _copy(
+            cur,
+            "raw.fetches",
+            ("run_id", "paper_id", "url", "attempt", "status_code", "bytes", "sha256", "etag",
+             "last_modified", "elapsed_ms", "error_class", "error_message", "started_at"),
+            (
+                (run_id, a.paper_id, a.url, a.attempt, a.status_code, a.bytes, a.sha256, a.etag,
+                 a.last_modified, a.elapsed_ms, a.error_class, a.error_message, a.started_at)
+                for f in fetches
+                for a in f.attempts
+            ),
+        )  # fmt: skip
 
 
 def _write_papers(
     conn: psycopg.Connection[Any], run_id: uuid.UUID, loads: Sequence[PaperLoad]
-) -> None:
+) -> dict[str, int]:
+    """Replace every row of these papers; returns rows written per table."""
     ids = [p.paper.paper_id for p in loads]
     cur = conn.cursor()
-    _stage(cur, "s_papers", "core.papers", PAPER_COLUMNS)
-    _copy(
-        cur,
-        "s_papers",
-        PAPER_COLUMNS,
-        (
-            (
-                p.paper_id,
-                p.source,
-                p.title,
-                p.doi,
-                p.journal,
-                p.published_on,
-                p.tldr,
-                p.contribution,
-                p.abstract,
-                p.fulltext_url,
-                p.stated_reference_count,
-                p.references_url,
-                p.source_url,
-                p.seed_path,
-                load.content_sha256,
-                p.seed_sha256,
-            )
-            for load in loads
-            for p in (load.paper,)
-        ),
+    rows: dict[str, int] = {}
+    _stage_and_copy(
+        cur, "core.papers", PAPER_COLUMNS, (_paper_row(*lc) for lc in _with_content(loads))
     )
     cur.execute(
         """create temp table s_authors (paper_id text, position int, name text, source_sha256 text)
            on commit drop"""
     )
-    _copy(
+    rows["core.paper_authors"] = _copy(
         cur,
         "s_authors",
         ("paper_id", "position", "name", "source_sha256"),
         (
-            (load.paper.paper_id, i, name, load.paper.seed_sha256)
-            for load in loads
-            for i, name in enumerate(load.paper.authors, 1)
+            (load.paper.paper_id, position, name, load.paper.seed_sha256)
+            for load, content in _with_content(loads)
+            for position, name in content.authors
         ),
     )
-    cur.execute(
-        """create temp table s_findings (paper_id text, ordinal int, finding text,
-           source_sha256 text) on commit drop"""
-    )
-    _copy(
+    rows["core.key_findings"] = _stage_and_copy(
         cur,
-        "s_findings",
+        "core.key_findings",
         ("paper_id", "ordinal", "finding", "source_sha256"),
         (
             (load.paper.paper_id, i, finding, load.paper.seed_sha256)
@@ -294,7 +457,7 @@ def _write_papers(
            entity_type text, listing text, category text, name_as_written text, symbol text,
            full_name text, common_name text, line int, source_sha256 text) on commit drop"""
     )
-    _copy(
+    rows["core.paper_entities"] = _copy(
         cur,
         "s_entities",
         entity_columns,
@@ -305,7 +468,7 @@ def _write_papers(
                 *e.curie.split(":", 1),
                 e.entity_type,
                 e.listing,
-                getattr(e, "category", ""),  # TODO category
+                e.category,
                 e.name_as_written,
                 e.symbol,
                 e.full_name,
@@ -313,20 +476,21 @@ def _write_papers(
                 e.line,
                 load.paper.seed_sha256,
             )
-            for load in loads
-            for e in load.entities
+            for load, content in _with_content(loads)
+            for e in content.entities
         ),
     )
     cur.execute(
         """create temp table s_names (paper_id text, curie text, name text, kind text,
            source_sha256 text) on commit drop"""
     )
-    _copy(
+    rows["core.paper_entity_names"] = _copy(
         cur,
         "s_names",
         ("paper_id", "curie", "name", "kind", "source_sha256"),
         _entity_names(loads),
     )
+    rows.update(_stage_fulltext(cur, run_id, loads))
 
     # curies whose aliases or preferred name may change: the ones these papers list now or did
     cur.execute(
@@ -340,7 +504,7 @@ def _write_papers(
            select author_id from core.paper_authors where paper_id = any(%(ids)s)""",
         {"ids": ids},
     )
-    for child in ("paper_authors", "key_findings", "paper_entities", "paper_entity_names"):
+    for child in PAPER_CHILDREN:
         cur.execute(
             sql.SQL("delete from {} where paper_id = any(%(ids)s)").format(
                 sql.Identifier("core", child)
@@ -361,6 +525,7 @@ def _write_papers(
         ).format(cols=cols, updates=updates),
         {"run": run_id},
     )
+    cur.execute("drop table s_papers")
     _execute_each(
         cur,
         """insert into core.authors (name, run_id, source_sha256)
@@ -371,7 +536,7 @@ def _write_papers(
            select s.paper_id, s.position, a.author_id, %(run)s, s.source_sha256
            from s_authors s join core.authors a using (name);
            insert into core.key_findings (paper_id, ordinal, finding, run_id, source_sha256)
-           select paper_id, ordinal, finding, %(run)s, source_sha256 from s_findings;""",
+           select paper_id, ordinal, finding, %(run)s, source_sha256 from s_key_findings;""",
         {"run": run_id},
     )
     # one row per curie; when papers of the batch disagree on its details the highest
@@ -400,6 +565,14 @@ def _write_papers(
            select paper_id, curie, name, kind, %(run)s, source_sha256 from s_names;""",
         {"run": run_id},
     )
+    for table, columns in FULLTEXT_TABLES.items():
+        cur.execute(
+            sql.SQL("insert into {} ({}) select * from {}").format(
+                sql.Identifier("core", table),
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.Identifier("s_" + table),
+            )
+        )
     _refresh_aliases(cur, run_id)
     cur.execute(
         """delete from core.entities e using s_affected a
@@ -409,14 +582,85 @@ def _write_papers(
            where x.author_id = o.author_id
              and not exists (select 1 from core.paper_authors p where p.author_id = x.author_id);"""
     )
+    return rows
+
+
+SECTION_COLUMNS = ("paper_id", "ordinal", "heading", "level", "heading_path", "text",
+                   "word_count", "run_id", "source_sha256")  # fmt: skip
+REFERENCE_COLUMNS = ("paper_id", "ordinal", "citation", "doi", "pmid", "pmcid", "url", "year",
+                     "run_id", "source_sha256")  # fmt: skip
+CAPTION_COLUMNS = ("paper_id", "ordinal", "kind", "label", "caption", "section_ordinal",
+                   "run_id", "source_sha256")  # fmt: skip
+MENTION_COLUMNS = ("paper_id", "curie", "section_ordinal", "mention_count", "first_offset",
+                   "run_id", "source_sha256")  # fmt: skip
+FULLTEXT_TABLES = {
+    "sections": SECTION_COLUMNS,
+    "paper_references": REFERENCE_COLUMNS,
+    "captions": CAPTION_COLUMNS,
+    "entity_mentions": MENTION_COLUMNS,
+}
+
+
+def _stage_fulltext(
+    cur: psycopg.Cursor[Any], run_id: uuid.UUID, loads: Sequence[PaperLoad]
+) -> dict[str, int]:
+    """Stage sections, references, captions and mentions, run and source hash included."""
+    # the full text's sha256 is the source of these rows, not the seed's
+    texts = [
+        (load.paper.paper_id, content.fulltext, content.mentions, load.fulltext_state.sha256)
+        for load, content in _with_content(loads)
+    ]
+    return {
+        "core.sections": _stage_and_copy(
+            cur,
+            "core.sections",
+            SECTION_COLUMNS,
+            (
+                (pid, s.ordinal, s.heading, s.level, list(s.heading_path), s.text, s.word_count,
+                 run_id, sha)
+                for pid, ft, _, sha in texts if ft is not None
+                for s in ft.sections
+            ),
+        ),
+        "core.paper_references": _stage_and_copy(
+            cur,
+            "core.paper_references",
+            REFERENCE_COLUMNS,
+            (
+                (pid, r.ordinal, r.citation, r.doi, r.pmid, r.pmcid, r.url, r.year, run_id, sha)
+                for pid, ft, _, sha in texts if ft is not None
+                for r in ft.references
+            ),
+        ),
+        "core.captions": _stage_and_copy(
+            cur,
+            "core.captions",
+            CAPTION_COLUMNS,
+            (
+                (pid, n, cap.kind, cap.label, cap.text, cap.section_ordinal, run_id, sha)
+                for pid, ft, _, sha in texts if ft is not None
+                for n, cap in enumerate(ft.captions, 1)
+            ),
+        ),
+        "core.entity_mentions": _stage_and_copy(
+            cur,
+            "core.entity_mentions",
+            MENTION_COLUMNS,
+            (
+                (pid, m.curie, m.section_ordinal, m.count, m.first_offset, run_id, sha)
+                for pid, _, mentions, sha in texts
+                for m in mentions
+            ),
+        ),
+    }  # fmt: skip
 
 
 def _entity_names(loads: Sequence[PaperLoad]) -> Iterable[tuple[str, str, str, str, str]]:
     # every name a paper gives an entity, once per (paper, curie, name), the strongest kind
     # first: the listed name, then a gene's full name or a species' common name, then aliases
-    for load in loads:
+    for load, content in _with_content(loads):
         seen: set[tuple[str, str]] = set()
-        for e in sorted(load.entities, key=lambda e: e.listing):
+        for e in sorted(content.entities, key=lambda e: e.listing):
             kinds = [(e.name_as_written, "name")]
             if e.full_name:
                 kinds.append((e.full_name, "full_name"))
@@ -507,11 +751,6 @@ def _write_quarantine(
                 for r in rows
             ),
         )
-
-
-def counts_by_table(counts: Mapping[str, int]) -> str:
-    """A one-line rendering of rows per table."""
-    return ", ".join(f"{t}={n}" for t, n in counts.items())
 
 
 def _quarantine_row(row: tuple[Any, ...]) -> QuarantineRow:

@@ -1,16 +1,105 @@
-"""Run summary: what a run loaded, for the CLI, the logs and a Prefect artifact."""
+"""Run summary: what a run loaded, for the CLI, the logs and the Prefect artifacts."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact
 
 from flows.db import masked, psql_command
 from flows.load import RunCounts
+from flows.quality import ExpectationOutcome, QualityReport
 from flows.quarantine import QuarantineRow
+
+QUARANTINE_SHOWN = 20
+
+
+@dataclass(slots=True)
+class ExpectationTally:
+    """One expectation across the batches of a run."""
+
+    checkpoint: str
+    suite: str
+    expectation: str
+    column: str | None
+    evaluations: int = 0
+    failures: int = 0
+    unexpected: int = 0
+    elements: int = 0
+
+    @property
+    def success(self) -> bool:
+        """True when it held in every batch."""
+        return self.failures == 0
+
+
+@dataclass(slots=True)
+class DataQuality:
+    """Every expectation a run evaluated, folded across batches."""
+
+    tallies: dict[tuple[str, str, str, str | None], ExpectationTally] = field(default_factory=dict)
+
+    def add(self, outcomes: Iterable[ExpectationOutcome]) -> None:
+        """Fold one checkpoint's outcomes in."""
+        for o in outcomes:
+            key = (o.checkpoint, o.suite, o.expectation, o.column)
+            t = self.tallies.get(key)
+            if t is None:
+                t = self.tallies[key] = ExpectationTally(*key)
+            t.evaluations += 1
+            t.failures += not o.success
+            t.unexpected += o.unexpected_count or 0
+            t.elements += o.element_count or 0
+
+    @property
+    def failed(self) -> list[ExpectationTally]:
+        """The expectations that failed at least once."""
+        return [t for t in self.tallies.values() if not t.success]
+
+    def headline(self) -> str:
+        """One line: how many expectations held."""
+        failed = self.failed
+        names = ", ".join(f"{t.suite}.{t.expectation}({t.column or ''})" for t in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        held = len(self.tallies) - len(failed)
+        return f"data quality: {held} of {len(self.tallies)} expectations held" + (
+            f"; failed: {names}{more}" if failed else ""
+        )
+
+    def to_markdown(self) -> str:
+        """A table of every expectation: suite, column, success, unexpected rows."""
+        lines = [
+            "| checkpoint | suite | expectation | column | success | unexpected | of rows |",
+            "|---|---|---|---|---|---:|---:|",
+        ]
+        for t in sorted(self.tallies.values(), key=lambda t: (t.success, t.checkpoint, t.suite)):
+            ok = "yes" if t.success else f"**no** ({t.failures} of {t.evaluations} batches)"
+            lines.append(
+                f"| {t.checkpoint} | {t.suite} | {t.expectation} | {t.column or ''} | {ok} "
+                f"| {t.unexpected} | {t.elements} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(slots=True)
+class StageTimes:
+    """Wall seconds spent in each stage of a run."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a block and add it to the stage's total."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,79 +108,146 @@ class RunSummary:
 
     run_id: uuid.UUID
     flow_run_name: str | None
+    status: str  # completed or failed
     database: str  # password masked
     psql: str
     counts: RunCounts
-    quarantine: tuple[QuarantineRow, ...]
+    quarantine: tuple[QuarantineRow, ...]  # the first few of the run's quarantine rows
+    quarantine_total: int
+    data_quality: DataQuality
+    data_docs: Path | None
+    problems: tuple[str, ...]  # why the run failed, or what the user should know
+    stage_seconds: dict[str, float]
+    wall_seconds: float
 
     def headline(self) -> str:
-        """One line: papers new/updated/unchanged/quarantined."""
+        """One line: papers new/updated/unchanged/failed/quarantined."""
         c = self.counts
         return (
             f"papers: {c.new} new, {c.updated} updated, {c.unchanged} unchanged, "
-            f"{c.failed} without full text, {c.quarantined} quarantined (of {c.seen} documents)"
+            f"{c.failed} full text failed, {c.quarantined} quarantined (of {c.seen} documents)"
         )
 
     def to_text(self) -> str:
         """The summary the CLI prints."""
         width = max((len(t) for t in self.counts.row_counts), default=10)
+        fetches = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.fetch_statuses.items()))
         lines = [
-            f"run {self.flow_run_name or ''} ({self.run_id})".replace("  ", " "),
+            f"run {self.flow_run_name or ''} ({self.run_id}): {self.status}".replace("  ", " "),
             self.headline(),
+            f"full text: {fetches or 'nothing requested'}",
+            self.data_quality.headline(),
             "",
             "rows per table:",
             *(f"  {t:<{width}}  {n:>8}" for t, n in self.counts.row_counts.items()),
         ]
         if self.quarantine:
-            lines += ["", f"quarantined in this run ({len(self.quarantine)}):"]
-            lines += [f"  {_where(q)}: [{q.stage}] {q.reason}" for q in self.quarantine[:20]]
-            if len(self.quarantine) > 20:
-                lines.append(f"  ... and {len(self.quarantine) - 20} more in ops.quarantine")
-        lines += ["", f"database: {self.database}", f"look at it:  {self.psql}"]
+            lines += ["", f"quarantined in this run ({self.quarantine_total}):"]
+            lines += [f"  {_where(q)}: [{q.stage}] {q.reason}" for q in self.quarantine]
+            if self.quarantine_total > len(self.quarantine):
+                more = self.quarantine_total - len(self.quarantine)
+                lines.append(f"  ... and {more} more in ops.quarantine")
+        if self.problems:
+            lines += ["", "problems:", *(f"  {p}" for p in self.problems)]
+        lines += [""]
+        if self.data_docs is not None:
+            lines.append(f"data docs: {self.data_docs}")
+        lines += [f"database: {self.database}", f"look at it:  {self.psql}"]
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
         """The summary as a Markdown artifact."""
         c = self.counts
         rows = "\n".join(f"| `{t}` | {n} |" for t, n in c.row_counts.items())
+        fetches = "\n".join(f"| {s} | {n} |" for s, n in sorted(c.fetch_statuses.items()))
+        stages = "\n".join(f"| {s} | {t:.2f} |" for s, t in self.stage_seconds.items())
         quarantine = "\n".join(
-            f"| `{_where(q)}` | {q.stage} | {q.reason} |" for q in self.quarantine[:50]
+            f"| `{_where(q)}` | {q.stage} | {_cell(q.reason)} |" for q in self.quarantine
         )
-        return (
-            f"# Ingest run `{self.flow_run_name}`\n\n"
-            f"| papers | count |\n|---|---|\n| seen | {c.seen} |\n| new | {c.new} |\n"
-            f"| updated | {c.updated} |\n| unchanged | {c.unchanged} |\n"
-            f"| without full text | {c.failed} |\n| quarantined | {c.quarantined} |\n\n"
-            f"## Rows per table\n\n| table | rows |\n|---|---|\n{rows}\n\n"
-            + (
-                f"## Quarantine ({len(self.quarantine)})\n\n| document | stage | reason |\n"
-                f"|---|---|---|\n{quarantine}\n\n"
-                if self.quarantine
-                else "No quarantined input.\n\n"
+        parts = [
+            f"# Ingest run `{self.flow_run_name}`: {self.status}\n",
+            "| papers | count |\n|---|---|\n"
+            f"| seen | {c.seen} |\n| new | {c.new} |\n| updated | {c.updated} |\n"
+            f"| unchanged | {c.unchanged} |\n| full text failed | {c.failed} |\n"
+            f"| quarantined | {c.quarantined} |\n",
+            f"## Full text\n\n| status | papers |\n|---|---|\n{fetches or '| - | 0 |'}\n",
+            f"## Data quality\n\n{self.data_quality.headline()}\n\n"
+            + (f"Data Docs: `{self.data_docs}`\n" if self.data_docs else ""),
+            f"## Rows per table\n\n| table | rows |\n|---|---|\n{rows}\n",
+        ]
+        if self.quarantine:
+            parts.append(
+                f"## Quarantine ({self.quarantine_total})\n\n| document | stage | reason |\n"
+                f"|---|---|---|\n{quarantine}\n"
             )
-            + f"Database: `{self.database}`\n"
+        if self.problems:
+            parts.append("## Problems\n\n" + "\n".join(f"- {p}" for p in self.problems) + "\n")
+        parts.append(
+            f"## Time\n\n| stage | seconds |\n|---|---|\n{stages}\n| total | "
+            f"{self.wall_seconds:.2f} |\n"
         )
+        parts.append(f"Database: `{self.database}`\n")
+        return "\n".join(parts)
 
 
 def _where(q: QuarantineRow) -> str:
     return f"{q.document}:{q.line}" if q.line else q.document
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def summarise(
     run_id: uuid.UUID,
     flow_run_name: str | None,
+    status: str,
     url: str,
     counts: RunCounts,
     quarantine: Sequence[QuarantineRow],
+    quarantine_total: int,
+    data_quality: DataQuality,
+    data_docs: Path | None,
+    problems: Sequence[str],
+    times: StageTimes,
+    wall_seconds: float,
 ) -> RunSummary:
     """Build the run summary."""
     return RunSummary(
-        run_id, flow_run_name, masked(url), psql_command(url), counts, tuple(quarantine)
+        run_id=run_id,
+        flow_run_name=flow_run_name,
+        status=status,
+        database=masked(url),
+        psql=psql_command(url),
+        counts=counts,
+        quarantine=tuple(quarantine),
+        quarantine_total=quarantine_total,
+        data_quality=data_quality,
+        data_docs=data_docs,
+        problems=tuple(problems),
+        stage_seconds=dict(times.seconds),
+        wall_seconds=wall_seconds,
     )
 
 
 def publish(summary: RunSummary) -> None:
-    """Attach the summary to the flow run as a Markdown artifact."""
+    """Attach the run summary and the data-quality table to the flow run as artifacts."""
     create_markdown_artifact(
         key="ingest-summary", markdown=summary.to_markdown(), description=summary.headline()
     )
+    docs = f"\n\nData Docs: `{summary.data_docs}`\n" if summary.data_docs else ""
+    create_markdown_artifact(
+        key="ingest-data-quality",
+        markdown=f"# Data quality\n\n{summary.data_quality.headline()}\n\n"
+        + summary.data_quality.to_markdown()
+        + docs,
+        description=summary.data_quality.headline(),
+    )
+
+
+def failed_after_load(report: QualityReport) -> list[str]:
+    """The after-load expectations that failed, as problems of the run."""
+    return [
+        f"after load: {o.suite}.{o.expectation}({o.column or ''}) observed {o.observed_value!r}"
+        for o in report.failed_expectations()
+    ]

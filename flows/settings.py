@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,9 +25,12 @@ class Settings(BaseSettings):
 
     seeds_dir: Path = PROJECT_ROOT / "seeds"
     batch_size: int = Field(default=500, ge=1, le=50_000)
+    raw_store_dir: Path | None = Field(default=None, description="default: <home>/raw")
+    data_docs_path: Path | None = Field(default=None, description="default: <home>/data_docs")
 
     # fetch politeness and safety
-    allowed_hosts: list[str] = Field(default_factory=list)
+    # NoDecode: the variable is read as written ("a.org,b.org"), not as JSON
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     contact: str = "https://github.com/tomeflow/tomeflow"
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=30.0, gt=0)
@@ -37,22 +42,28 @@ class Settings(BaseSettings):
     per_host_concurrency: int = Field(default=4, ge=1, le=64)
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     freshness_hours: float = Field(default=24.0 * 7, ge=0)
+    # prefect global concurrency limit per fetched host: batches of all runs and workers
+    # that may fetch from one host at the same time
+    fetch_host_slots: int = Field(default=1, ge=1, le=64)
 
     # data quality
     dq_max_failure_share: float = Field(default=0.2, ge=0, le=1)
+    reference_count_gap_tolerance: int = Field(default=3, ge=0)
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
-        # accept "a.org,b.org" from the environment as well as a json list
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [h.strip() for h in value.split(",") if h.strip()]
+        # accept "a.org,b.org" (or "a.org b.org") as well as a json list
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [h for h in value.replace(",", " ").split() if h]
         return value
 
     @property
     def raw_dir(self) -> Path:
         """Content-addressed store of every fetched body."""
-        return self.home / "raw"
+        return self.raw_store_dir or self.home / "raw"
 
     @property
     def pgdata(self) -> Path:
@@ -62,7 +73,7 @@ class Settings(BaseSettings):
     @property
     def data_docs_dir(self) -> Path:
         """Where Great Expectations writes its Data Docs."""
-        return self.home / "data_docs"
+        return self.data_docs_path or self.home / "data_docs"
 
     @property
     def user_agent(self) -> str:

@@ -18,6 +18,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 from flows.migrate import upgrade
 from flows.settings import PROJECT_ROOT, get_settings
 
+pytest_plugins = ["tests.http_server"]
+
 DATA = Path(__file__).parent / "data"
 CI_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -91,10 +93,25 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
 
 
+# fetch settings for end-to-end runs: loopback named in the allowlist, quick retries
+FAST_FETCH = {
+    "TOMEFLOW_ALLOWED_HOSTS": "127.0.0.1",
+    "TOMEFLOW_PER_HOST_RATE": "1000",
+    "TOMEFLOW_CONNECT_TIMEOUT": "1",
+    "TOMEFLOW_READ_TIMEOUT": "1",
+    "TOMEFLOW_MAX_RETRIES": "2",
+    "TOMEFLOW_BACKOFF_FACTOR": "0.01",
+    "TOMEFLOW_BACKOFF_MAX": "0.05",
+    "TOMEFLOW_RETRY_AFTER_CAP": "0.1",
+}
+
+
 @pytest.fixture
 def tomeflow_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point tomeflow's settings at the test database; returns its url."""
+    """Point tomeflow's settings at the test database and quick fetches; returns the db url."""
     monkeypatch.setenv("DATABASE_URL", db_url)
+    for name, value in FAST_FETCH.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return db_url
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from flows.settings import PROJECT_ROOT
+
+REAL_SEED = PROJECT_ROOT / "seeds" / "PMC12809390.md"
+REAL_FULLTEXT = Path(__file__).parent / "data" / "fulltext" / "PMC12809390.md"
+PUBLISHER = "https://tomesphere.com"
 
 CORE_TABLES = (
     "core.papers",
@@ -15,6 +22,10 @@ CORE_TABLES = (
     "core.paper_entities",
     "core.paper_entity_names",
     "core.entity_aliases",
+    "core.sections",
+    "core.paper_references",
+    "core.captions",
+    "core.entity_mentions",
 )
 
 
@@ -24,7 +35,31 @@ def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, params or None).fetchall()
 
 
-def snapshot(url: str, tables: tuple[str, ...] = CORE_TABLES) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in a stable order, for before/after comparisons."""
+def snapshot(
+    url: str, tables: tuple[str, ...] = CORE_TABLES, exclude: tuple[str, ...] = ()
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (without the excluded columns), in a stable order."""
+    out = {}
     with psycopg.connect(url) as conn:
-        return {t: sorted(conn.execute(f"select * from {t}").fetchall(), key=repr) for t in tables}
+        for table in tables:
+            schema, name = table.split(".")
+            columns = [
+                c
+                for (c,) in conn.execute(
+                    """select column_name from information_schema.columns
+                       where table_schema = %s and table_name = %s order by ordinal_position""",
+                    (schema, name),
+                )
+                if c not in exclude
+            ]
+            rows = conn.execute(f"select {', '.join(columns)} from {table}").fetchall()
+            out[table] = sorted(rows, key=repr)
+    return out
+
+
+def write_seed(folder: Path, name: str, text: str, base_url: str) -> Path:
+    """Write a seed page whose URLs point at base_url (a local test server) instead of the web."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text.replace(PUBLISHER, base_url), encoding="utf-8")
+    return path

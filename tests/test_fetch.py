@@ -78,6 +78,7 @@ def make_fetcher(store: RawStore, sleeps: list[float]) -> Iterator[MakeFetcher]:
     def make(raw_store: RawStore | None = None, fetcher_kwargs: dict | None = None, **policy):
         settings: dict = {
             "allowed_hosts": LOOPBACK,
+            "private_hosts_allowed": LOOPBACK,
             "connect_timeout": 0.5,
             "read_timeout": 0.2,
             "max_retries": 2,
@@ -374,7 +375,7 @@ def test_redirect_to_an_allowed_host_is_followed(
     server.route("/b.md", redirect("/c.md", 307))
     server.route("/c.md", markdown(BODY))
     allowed = frozenset({"127.0.0.1", "localhost"})
-    fetcher = make_fetcher(allowed_hosts=allowed, private_hosts_allowed=frozenset({"localhost"}))
+    fetcher = make_fetcher(allowed_hosts=allowed, private_hosts_allowed=allowed)
     result = fetcher.fetch(request(url))
     assert (result.outcome, result.sha256, result.url) == ("fetched", SHA, url)
     assert [a.url for a in result.attempts] == [url, target, server.url("/c.md", "localhost")]
@@ -610,9 +611,26 @@ def test_policy_refuses_ports(host: str) -> None:
 
 def test_policy_from_settings() -> None:
     settings = Settings(allowed_hosts=["tomesphere.com", "Example.org"], read_timeout=12.0)
-    policy = FetchPolicy.from_settings(settings)
+    policy = FetchPolicy.from_settings(settings, seed_hosts=["elsewhere.org"])
     assert policy.allowed_hosts == {"tomesphere.com", "example.org"}
+    assert policy.private_hosts_allowed == {"tomesphere.com", "example.org"}
     assert (policy.read_timeout, policy.user_agent) == (12.0, settings.user_agent)
+
+
+def test_allowlist_defaults_to_the_seeds_hosts_which_may_not_be_private() -> None:
+    policy = FetchPolicy.from_settings(Settings(), seed_hosts=["tomesphere.com", "127.0.0.1"])
+    assert policy.allowed_hosts == {"tomesphere.com", "127.0.0.1"}
+    assert policy.private_hosts_allowed == frozenset()
+
+
+def test_an_ip_literal_not_named_in_the_setting_is_refused(
+    server: ScriptedHTTPServer, make_fetcher: MakeFetcher
+) -> None:
+    url = server.route("/p.md", markdown(BODY))
+    fetcher = make_fetcher(allowed_hosts=LOOPBACK, private_hosts_allowed=frozenset())
+    result = fetcher.fetch(request(url))
+    assert (result.outcome, result.error_class) == ("failed", "PrivateAddress")
+    assert server.hits("/p.md") == 0
 
 
 def test_session_passed_in_is_left_open(store: RawStore, server: ScriptedHTTPServer) -> None:
@@ -620,7 +638,9 @@ def test_session_passed_in_is_left_open(store: RawStore, server: ScriptedHTTPSer
 
     session = requests.Session()
     url = server.route("/p.md", markdown(BODY))
-    policy = FetchPolicy(allowed_hosts=LOOPBACK, per_host_rate=1000.0)
+    policy = FetchPolicy(
+        allowed_hosts=LOOPBACK, private_hosts_allowed=LOOPBACK, per_host_rate=1000.0
+    )
     with Fetcher(policy, store, session) as fetcher:
         assert fetcher.fetch(request(url)).outcome == "fetched"
     assert session.get(url, timeout=2).status_code == 200

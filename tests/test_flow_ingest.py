@@ -1,31 +1,40 @@
-"""The ingest flow end to end: real Prefect flow, real PostgreSQL, the real seed."""
+"""The ingest flow end to end: real Prefect flow, real PostgreSQL, the real seed.
+
+Full texts come from a local HTTP server (tests/http_server.py) serving the fixture
+tests/data/fulltext/PMC12809390.md; the seeds' tomesphere.com URLs are rewritten to it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
 
 from flows import load as load_module
 from flows.ingest import ingest
-from flows.settings import PROJECT_ROOT
-from tests.helpers import query, snapshot
+from tests.helpers import REAL_FULLTEXT, REAL_SEED, query, snapshot, write_seed
+from tests.http_server import ScriptedHTTPServer, markdown
 
-REAL_SEED = PROJECT_ROOT / "seeds" / "PMC12809390.md"
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 @pytest.fixture
-def seeds(tmp_path: Path) -> Path:
+def seeds(tmp_path: Path, http_server: ScriptedHTTPServer) -> Path:
     folder = tmp_path / "seeds"
-    folder.mkdir()
-    shutil.copy(REAL_SEED, folder / "PMC12809390.md")
+    for paper_id in ("PMC12809390", "PMC1", "PMC2"):
+        http_server.route(
+            f"/paper/{paper_id}/full.md", markdown(REAL_FULLTEXT.read_text(encoding="utf-8"))
+        )
+    write_seed(
+        folder, "PMC12809390.md", REAL_SEED.read_text(encoding="utf-8"), http_server.base_url
+    )
     return folder
 
 
-def test_real_seed_loads_exact_rows(seeds: Path, tomeflow_env: str) -> None:
+def test_real_seed_loads_exact_rows(
+    seeds: Path, tomeflow_env: str, http_server: ScriptedHTTPServer
+) -> None:
     summary = ingest(seeds=str(seeds))
     url = tomeflow_env
     assert (summary.counts.new, summary.counts.quarantined) == (1, 0)
@@ -44,8 +53,8 @@ def test_real_seed_loads_exact_rows(seeds: Path, tomeflow_env: str) -> None:
         "Extracellular Vesicles and Circulating Nucleic Acids",
         dt.date(2025, 11, 10),
         14,
-        "https://tomesphere.com/paper/PMC12809390/full.md",
-        "https://tomesphere.com/paper/PMC12809390",
+        f"{http_server.base_url}/paper/PMC12809390/full.md",
+        f"{http_server.base_url}/paper/PMC12809390",
         True,
     )
     assert query(
@@ -143,7 +152,7 @@ def test_changed_seed_replaces_the_papers_rows(seeds: Path, tomeflow_env: str) -
 
 
 def test_bad_documents_are_quarantined_and_the_rest_loads(seeds: Path, tomeflow_env: str) -> None:
-    text = REAL_SEED.read_text(encoding="utf-8")
+    text = (seeds / "PMC12809390.md").read_text(encoding="utf-8")
     (seeds / "not-a-summary.md").write_text("just notes, no title\n", encoding="utf-8")
     (seeds / "PMC1.md").write_text(
         text.replace("PMC12809390", "PMC1").replace("(MESH:D005234)", "(MESH:X12)"),

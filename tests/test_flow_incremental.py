@@ -1,0 +1,154 @@
+"""Incremental runs and what a Prefect user sees: skips, --full-refresh, --only, task runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+
+from bench.synth import SynthPaper, make_paper, write_seeds
+from flows.cli import main
+from flows.ingest import ingest
+from flows.tasks import FETCH_LIMIT_PREFIX
+from tests.helpers import query
+from tests.http_server import ScriptedHTTPServer, markdown
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+TASKS_PER_BATCH = 6  # parse, read state, fetch, assemble, validate, load
+TASKS_PER_RUN = 1  # validate-tables
+
+
+@pytest.fixture
+def papers(tmp_path: Path, http_server: ScriptedHTTPServer) -> list[SynthPaper]:
+    made = [make_paper(i, http_server.base_url, fulltext_kb=2) for i in range(5)]
+    for p in made:
+        http_server.route(f"/paper/{p.paper_id}/full.md", markdown(p.fulltext))
+    write_seeds(tmp_path / "seeds", made)
+    return made
+
+
+def requests_made(server: ScriptedHTTPServer) -> int:
+    return len(server.requests())
+
+
+def last_run(url: str) -> tuple[object, ...]:
+    return query(
+        url,
+        """select papers_seen, papers_new, papers_updated, papers_unchanged, papers_failed,
+                  papers_quarantined, status from ops.runs order by started_at desc limit 1""",
+    )[0]
+
+
+def test_an_unchanged_fresh_paper_costs_no_request(
+    tmp_path: Path, tomeflow_env: str, http_server: ScriptedHTTPServer, papers: list[SynthPaper]
+) -> None:
+    seeds = str(tmp_path / "seeds")
+    ingest(seeds=seeds)
+    assert last_run(tomeflow_env) == (5, 5, 0, 0, 0, 0, "completed")
+    made = requests_made(http_server)
+    ingest(seeds=seeds)
+    assert requests_made(http_server) == made
+    assert last_run(tomeflow_env) == (5, 0, 0, 5, 0, 0, "completed")
+
+    # a changed seed is fetched again (conditionally: its body is stored) and rewritten
+    page = tmp_path / "seeds" / f"{papers[0].paper_id}.md"
+    page.write_text(page.read_text("utf-8").replace("Synthetic study", "A study"), "utf-8")
+    ingest(seeds=seeds)
+    assert requests_made(http_server) == made + 1
+    assert last_run(tomeflow_env) == (5, 0, 1, 4, 0, 0, "completed")
+
+
+def test_full_refresh_redoes_everything(
+    tmp_path: Path, tomeflow_env: str, http_server: ScriptedHTTPServer, papers: list[SynthPaper]
+) -> None:
+    seeds = str(tmp_path / "seeds")
+    ingest(seeds=seeds)
+    made = requests_made(http_server)
+    loaded = dict(query(tomeflow_env, "select paper_id, run_id from core.papers"))
+    summary = ingest(seeds=seeds, full_refresh=True)
+    fresh = http_server.requests()[made:]
+    assert len(fresh) == 5
+    assert not any("If-None-Match" in r.headers or "If-Modified-Since" in r.headers for r in fresh)
+    # the content did not change, so nothing counts as updated, but every row was rewritten
+    assert (summary.counts.unchanged, summary.counts.fetch_statuses) == (5, {"fetched": 5})
+    rewritten = dict(query(tomeflow_env, "select paper_id, run_id from core.papers"))
+    assert set(rewritten.values()) == {summary.run_id} and summary.run_id not in loaded.values()
+
+
+def test_only_reprocesses_the_named_papers(
+    tmp_path: Path,
+    tomeflow_env: str,
+    http_server: ScriptedHTTPServer,
+    papers: list[SynthPaper],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seeds = str(tmp_path / "seeds")
+    ingest(seeds=seeds)
+    made = requests_made(http_server)
+    named = papers[2].paper_id
+    assert main(["run", "--seeds", seeds, "--only", named, "PMC404"]) == 0
+    out = capsys.readouterr().out
+    assert [r.path for r in http_server.requests()[made:]] == [f"/paper/{named}/full.md"]
+    assert last_run(tomeflow_env) == (1, 0, 0, 1, 0, 0, "completed")
+    assert "--only ids not found among the seeds: PMC404" in out
+    run_id = query(tomeflow_env, "select run_id from ops.runs order by started_at desc limit 1")
+    assert query(
+        tomeflow_env, "select paper_id from core.papers where run_id = %s", run_id[0][0]
+    ) == [(named,)]
+
+
+def test_a_run_makes_a_few_task_runs_per_batch_not_per_paper(
+    tmp_path: Path, tomeflow_env: str, papers: list[SynthPaper]
+) -> None:
+    summary = ingest(seeds=str(tmp_path / "seeds"), batch_size=2)
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(summary.run_id)
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[summary.run_id]))
+        )
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[summary.run_id])
+            )
+        )
+    batches = math.ceil(5 / 2)
+    assert len(task_runs) == TASKS_PER_BATCH * batches + TASKS_PER_RUN
+    # so a 10,000-paper run in batches of 500 makes 6 * 20 + 1 = 121 task runs
+    assert TASKS_PER_BATCH * math.ceil(10_000 / 500) + TASKS_PER_RUN == 121
+    assert flow_run.name == f"ingest-{dt.datetime.now(dt.UTC):%Y-%m-%d}"
+    assert {a.key for a in artifacts} >= {
+        "ingest-summary",
+        "ingest-data-quality",
+        "ingest-fetch-progress",
+    }
+    summary_md = next(str(a.data) for a in artifacts if a.key == "ingest-summary")
+    for heading in ("## Full text", "## Data quality", "## Rows per table", "## Time"):
+        assert heading in summary_md
+
+
+def test_fetching_is_guarded_by_a_global_concurrency_limit_per_host(
+    tmp_path: Path, tomeflow_env: str, papers: list[SynthPaper]
+) -> None:
+    ingest(seeds=str(tmp_path / "seeds"))
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(f"{FETCH_LIMIT_PREFIX}127.0.0.1")
+    assert (limit.limit, limit.active_slots) == (1, 0)  # one batch at a time, released after
+
+
+def test_a_run_id_is_the_prefect_flow_run_id(
+    tmp_path: Path, tomeflow_env: str, papers: list[SynthPaper]
+) -> None:
+    summary = ingest(seeds=str(tmp_path / "seeds"))
+    (run_id,) = query(tomeflow_env, "select run_id from ops.runs")[0]
+    assert run_id == summary.run_id and isinstance(run_id, uuid.UUID)
