@@ -32,6 +32,7 @@ from flows.tasks import (
     parse_seeds,
     read_stored,
     record_refused_batch,
+    unwalked,
     validate,
     validate_tables,
 )
@@ -147,12 +148,21 @@ def ingest(
             with times.stage("fetch"):
                 stored = read_stored(loader, ids, mode == "offline")
                 fetched = fetch_fulltexts(
-                    papers, stored, mode, settings, store, limiter, progress, (number - 1) * size
+                    unwalked(papers),
+                    unwalked(stored),
+                    mode,
+                    settings,
+                    store,
+                    limiter,
+                    progress,
+                    (number - 1) * size,
                 )
             with times.stage("assemble"):
-                loads, problems_found = assemble(papers, fetched, stored, store, force)
+                loads, problems_found = assemble(
+                    unwalked(papers), unwalked(fetched), unwalked(stored), store, force
+                )
             with times.stage("validate"):
-                verdict = validate(gate, loads, number, settings.dq_max_failure_share)
+                verdict = validate(gate, unwalked(loads), number, settings.dq_max_failure_share)
             rejected += [*problems_found, *verdict.rejected]
             quality.add(verdict.report.outcomes)
             with times.stage("load"):
@@ -160,16 +170,20 @@ def ingest(
                     problems.append(f"batch {number} not loaded: {verdict.message()}")
                     logger.error(problems[-1])
                     record_refused_batch(
-                        loader, run_id, rejected, fetched.results, verdict.report.outcomes
+                        loader,
+                        run_id,
+                        unwalked(rejected),
+                        unwalked(fetched.results),
+                        unwalked(verdict.report.outcomes),
                     )
                 else:
                     result = load(
                         loader,
                         run_id,
-                        verdict.loads,
-                        rejected,
-                        fetched.results,
-                        verdict.report.outcomes,
+                        unwalked(verdict.loads),
+                        unwalked(rejected),
+                        unwalked(fetched.results),
+                        unwalked(verdict.report.outcomes),
                         force,
                     )
                     counts.add(result)

@@ -490,7 +490,6 @@ def _write_papers(
         ("paper_id", "curie", "name", "kind", "source_sha256"),
         _entity_names(loads),
     )
-    rows.update(_stage_fulltext(cur, run_id, loads))
 
     # curies whose aliases or preferred name may change: the ones these papers list now or did
     cur.execute(
@@ -565,14 +564,8 @@ def _write_papers(
            select paper_id, curie, name, kind, %(run)s, source_sha256 from s_names;""",
         {"run": run_id},
     )
-    for table, columns in FULLTEXT_TABLES.items():
-        cur.execute(
-            sql.SQL("insert into {} ({}) select * from {}").format(
-                sql.Identifier("core", table),
-                sql.SQL(", ").join(map(sql.Identifier, columns)),
-                sql.Identifier("s_" + table),
-            )
-        )
+    # the papers' old rows are gone and their entities are in: COPY straight into the tables
+    rows.update(_copy_fulltext(cur, run_id, loads))
     _refresh_aliases(cur, run_id)
     cur.execute(
         """delete from core.entities e using s_affected a
@@ -593,25 +586,19 @@ CAPTION_COLUMNS = ("paper_id", "ordinal", "kind", "label", "caption", "section_o
                    "run_id", "source_sha256")  # fmt: skip
 MENTION_COLUMNS = ("paper_id", "curie", "section_ordinal", "mention_count", "first_offset",
                    "run_id", "source_sha256")  # fmt: skip
-FULLTEXT_TABLES = {
-    "sections": SECTION_COLUMNS,
-    "paper_references": REFERENCE_COLUMNS,
-    "captions": CAPTION_COLUMNS,
-    "entity_mentions": MENTION_COLUMNS,
-}
 
 
-def _stage_fulltext(
+def _copy_fulltext(
     cur: psycopg.Cursor[Any], run_id: uuid.UUID, loads: Sequence[PaperLoad]
 ) -> dict[str, int]:
-    """Stage sections, references, captions and mentions, run and source hash included."""
+    """COPY the papers' sections, references, captions and mentions into their tables."""
     # the full text's sha256 is the source of these rows, not the seed's
     texts = [
         (load.paper.paper_id, content.fulltext, content.mentions, load.fulltext_state.sha256)
         for load, content in _with_content(loads)
     ]
     return {
-        "core.sections": _stage_and_copy(
+        "core.sections": _copy(
             cur,
             "core.sections",
             SECTION_COLUMNS,
@@ -622,7 +609,7 @@ def _stage_fulltext(
                 for s in ft.sections
             ),
         ),
-        "core.paper_references": _stage_and_copy(
+        "core.paper_references": _copy(
             cur,
             "core.paper_references",
             REFERENCE_COLUMNS,
@@ -632,7 +619,7 @@ def _stage_fulltext(
                 for r in ft.references
             ),
         ),
-        "core.captions": _stage_and_copy(
+        "core.captions": _copy(
             cur,
             "core.captions",
             CAPTION_COLUMNS,
@@ -642,7 +629,7 @@ def _stage_fulltext(
                 for n, cap in enumerate(ft.captions, 1)
             ),
         ),
-        "core.entity_mentions": _stage_and_copy(
+        "core.entity_mentions": _copy(
             cur,
             "core.entity_mentions",
             MENTION_COLUMNS,

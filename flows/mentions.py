@@ -43,6 +43,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
@@ -50,6 +51,10 @@ from flows.entities import EntityType, NormalisedEntity, looks_like_symbol
 
 HYPHENS = "-\u2010\u2011\u2012\u2013\u2212"
 _GAP_RUN = re.compile(rf"[\s{re.escape(HYPHENS)}]+")
+# the gaps whose folding changes the text's length: runs of two or more, or a lone hyphen
+_CHANGING_GAP = re.compile(rf"[\s{re.escape(HYPHENS)}]{{2,}}|[{re.escape(HYPHENS)}]")
+# a lone whitespace char folds to a space
+_OTHER_SPACE = re.compile(r"[^\S ]")
 _PLURAL_TYPES = frozenset({"gene", "disease", "species", "chemical", "other"})
 _MAX_GAP_VARIANTS = 6  # 2**6 spellings per name; longer names get only all-space and all-joined
 
@@ -152,14 +157,12 @@ class MentionMatcher:
         # hides a valid one it overlaps
         if not self._patterns or not text:
             return []
-        folded, starts, ends = _fold(text)
+        folded, offsets = _fold(text)
         candidates: dict[tuple[int, int], set[int]] = {}
         for p, fs, fe in self._automaton.find_matches_as_indexes(folded, overlapping=True):
-            if (fs > 0 and starts[fs - 1] == starts[fs]) or (
-                fe < len(folded) and starts[fe] == starts[fe - 1]
-            ):
+            if offsets.splits(fs) or offsets.splits(fe):
                 continue  # begins or ends inside a character that folded to several ("ß")
-            start, end = starts[fs], ends[fe - 1]
+            start, end = offsets.start(fs), offsets.end(fe - 1)
             if not _whole_word(text, start, end):
                 continue
             for owner in self._owners[p]:
@@ -233,8 +236,65 @@ def _number_forms(word: str) -> list[str]:
     return forms
 
 
-def _fold(text: str) -> tuple[str, list[int], list[int]]:
-    """Text folded for matching, with each folded character's original start and end."""
+class _Offsets(Protocol):
+    def start(self, f: int) -> int: ...  # original offset where folded char f begins
+    def end(self, f: int) -> int: ...  # original offset just after folded char f
+    def splits(self, f: int) -> bool: ...  # f falls inside one original char's folding
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """Offsets of every folded character (the general path)."""
+
+    starts: list[int]
+    ends: list[int]
+
+    def start(self, f: int) -> int:
+        return self.starts[f]
+
+    def end(self, f: int) -> int:
+        return self.ends[f]
+
+    def splits(self, f: int) -> bool:
+        return 0 < f < len(self.starts) and self.starts[f - 1] == self.starts[f]
+
+
+@dataclass(frozen=True, slots=True)
+class _Segmented:
+    """Offsets as segments: linear runs of one folded char per original char, and gaps."""
+
+    folded_at: list[int]  # folded offset where each segment begins
+    original_at: list[int]  # original offset where it begins
+    gap_end: list[int]  # for a gap segment its original end, -1 for a linear one
+
+    def _segment(self, f: int) -> int:
+        return bisect.bisect_right(self.folded_at, f) - 1
+
+    def start(self, f: int) -> int:
+        i = self._segment(f)
+        if self.gap_end[i] >= 0:
+            return self.original_at[i]
+        return self.original_at[i] + f - self.folded_at[i]
+
+    def end(self, f: int) -> int:
+        i = self._segment(f)
+        if self.gap_end[i] >= 0:
+            return self.gap_end[i]
+        return self.original_at[i] + f - self.folded_at[i] + 1
+
+    def splits(self, f: int) -> bool:
+        return False  # every folded char stands for whole original chars
+
+
+def _fold(text: str) -> tuple[str, _Offsets]:
+    """Text folded for matching, with the map from folded to original offsets."""
+    # the fast path: text whose casefolding keeps one char per char (all ascii text, most
+    # other text) needs offsets only where a gap changes length: a whitespace run longer than
+    # one char becomes one space, a hyphen-only run disappears
+    if text.isascii() or (
+        unicodedata.is_normalized("NFC", text) and len(text.casefold()) == len(text)
+    ):
+        return _fold_segmented(text)
     parts: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -247,7 +307,30 @@ def _fold(text: str) -> tuple[str, list[int], list[int]]:
             ends.append(gap.end())
         pos = gap.end()
     _fold_run(text, pos, len(text), parts, starts, ends)
-    return "".join(parts), starts, ends
+    return "".join(parts), _Listed(starts, ends)
+
+
+def _fold_segmented(text: str) -> tuple[str, _Segmented]:
+    folded_at, original_at, gap_end = [0], [0], [-1]
+    parts: list[str] = []
+    pos = f = 0
+    for gap in _CHANGING_GAP.finditer(text):
+        parts.append(text[pos : gap.start()])
+        f += gap.start() - pos
+        if gap.group().strip(HYPHENS):
+            parts.append(" ")
+            folded_at.append(f)
+            original_at.append(gap.start())
+            gap_end.append(gap.end())
+            f += 1
+        folded_at.append(f)
+        original_at.append(gap.end())
+        gap_end.append(-1)
+        pos = gap.end()
+    parts.append(text[pos:])
+    folded = _OTHER_SPACE.sub(" ", "".join(parts))
+    folded = folded.lower() if text.isascii() else folded.casefold()
+    return folded, _Segmented(folded_at, original_at, gap_end)
 
 
 def _fold_run(

@@ -5,7 +5,8 @@ and one per after-load check (`tables.*.json`). Every expectation carries a poli
 `quarantine` (a row that breaks it is rejected; it yields a `RowFailure` per row) or `warn`
 (recorded only). A suite's meta says which checkpoint runs it, the key columns that identify a
 row (before load) or the SQL query it is validated against (after load; `tables.run_rows` has
-`{table}` and `{run_id}` in its query and is validated once per table the caller names).
+`{counts}` in its query, filled with one row per table the caller names: the rows the run
+wrote, against the rows carrying its run id).
 
 One `QualityGate` holds one ephemeral GX context for its whole life, with its data sources,
 suites and validation definitions made once and reused for every batch: GX's fixed cost per
@@ -222,7 +223,7 @@ class SuiteFile:
     checkpoint: Checkpoint
     key: tuple[str, ...]
     query: str | None
-    per_table: bool
+    run_counts: bool  # its query counts this run's rows per table: {counts} is filled in
     document: Mapping[str, Any]
 
     @property
@@ -324,7 +325,7 @@ def _read_suite(path: Path) -> SuiteFile:
         checkpoint=checkpoint,
         key=key,
         query=query,
-        per_table=bool(meta.get("per_table", False)),
+        run_counts=bool(meta.get("run_counts", False)),
         document=document,
     )
 
@@ -429,7 +430,22 @@ class QualityGate:
         for name in BEFORE_LOAD_SUITES:
             suite = self._suites[name]
             frame = _prepared(name, frames[name], suite.columns)
-            result = self._before_load[name].run(
+            validation = self._before_load[name]
+            # a first pass asks only whether each expectation held, which costs GX about half
+            # of a full pass; only a suite that failed is run again for counts and rows
+            result = validation.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=parameters,
+                result_format={"result_format": "BOOLEAN_ONLY"},
+                run_id=run,
+            )
+            if result.success:
+                outcomes.extend(
+                    _held(res, batch, name, len(frame))
+                    for res in _in_suite_order(result.results, validation.suite)
+                )
+                continue
+            result = validation.run(
                 batch_parameters={"dataframe": frame},
                 expectation_parameters=parameters,
                 result_format={
@@ -439,7 +455,7 @@ class QualityGate:
                 },
                 run_id=run,
             )
-            for res in _in_suite_order(result.results, self._before_load[name].suite):
+            for res in _in_suite_order(result.results, validation.suite):
                 outcome = _outcome(res, "before_load", batch, name)
                 outcomes.append(outcome)
                 if outcome.policy == "quarantine" and not outcome.success:
@@ -460,26 +476,18 @@ class QualityGate:
         outcomes: list[ExpectationOutcome] = []
         started = time.perf_counter()
         for suite in self._suites.values():
-            if suite.checkpoint != "after_load":
+            if suite.checkpoint != "after_load" or (suite.run_counts and not expected):
                 continue
-            if suite.per_table:
-                for table, rows in expected.items():
-                    validation = self._table_validation(url, suite, run_id, table)
-                    outcomes.extend(
-                        self._run_after_load(validation, batch, {"expected_rows": rows}, run)
-                    )
-            else:
-                validation = self._table_validation(url, suite, run_id, None)
-                outcomes.extend(self._run_after_load(validation, batch, {}, run))
+            validation = self._table_validation(url, suite, run_id, expected)
+            outcomes.extend(self._run_after_load(validation, batch, run))
         log.debug("after_load batch %s validated in %.3fs", batch, time.perf_counter() - started)
         # after-load checks are about tables, not rows: nothing to quarantine row by row
         return QualityReport(tuple(outcomes), ())
 
     def _run_after_load(
-        self, validation: Any, batch: int, parameters: dict[str, Any], run: RunIdentifier
+        self, validation: Any, batch: int, run: RunIdentifier
     ) -> list[ExpectationOutcome]:
         result = validation.run(
-            expectation_parameters=parameters,
             result_format={"result_format": "SUMMARY", "return_unexpected_index_query": False},
             run_id=run,
         )
@@ -489,29 +497,26 @@ class QualityGate:
         ]
 
     def _table_validation(
-        self, url: str, suite: SuiteFile, run_id: uuid.UUID, table: str | None
+        self, url: str, suite: SuiteFile, run_id: uuid.UUID, expected: Mapping[str, int]
     ) -> Any:
-        # a per-table suite counts one run's rows; the run id and table are spliced into its
-        # query, so such validations are made once per run and table, the others once per url
-        name = suite.name if table is None else f"{suite.name}.{table}"
-        cache_key = (url, name if table is None else f"{name}.{run_id}")
-        cached = self._after_load.get(cache_key)
-        if cached is not None:
+        # the run-count suite's query names this run and its counts, so it is made for each
+        # call (once per run in the flow); the other suites once per database
+        cached = self._after_load.get((url, suite.name))
+        if cached is not None and not suite.run_counts:
             return cached
         assert suite.query is not None
         query = suite.query
-        if table is not None:
-            if not _TABLE_NAME.match(table):
-                raise QualityGateError(suite.name, f"not a schema.table name: {table!r}")
-            query = query.format(table=table, run_id=uuid.UUID(str(run_id)))
+        asset_name = suite.name
+        if suite.run_counts:
+            query = query.format(counts=_run_counts_query(suite.name, run_id, expected))
+            asset_name = f"{suite.name}.{uuid.uuid4().hex}"
         source = self._sql_source(url)
-        asset_name = name if table is None else f"{name}.{run_id.hex}"
         batch_definition = source.add_query_asset(
             asset_name, query=query
         ).add_batch_definition_whole_table("all")
-        gx_suite = self._gx_suites.get(name)
+        gx_suite = self._gx_suites.get(suite.name)
         if gx_suite is None:
-            gx_suite = self._gx_suites[name] = self._context.suites.add(_gx_suite(suite, name))
+            gx_suite = self._gx_suites[suite.name] = self._context.suites.add(_gx_suite(suite))
         validation = self._context.validation_definitions.add(
             gx.ValidationDefinition(
                 name=f"after_load.{source.name}.{asset_name}",
@@ -519,7 +524,7 @@ class QualityGate:
                 suite=gx_suite,
             )
         )
-        self._after_load[cache_key] = validation
+        self._after_load[(url, suite.name)] = validation
         return validation
 
     def _sql_source(self, url: str) -> Any:
@@ -541,6 +546,20 @@ class QualityGate:
             raise QualityGateError("data_docs", "the gate was made without a data_docs_dir")
         self._context.build_data_docs(site_names=["tomeflow"])
         return self._data_docs_dir / "index.html"
+
+
+def _run_counts_query(suite: str, run_id: uuid.UUID, expected: Mapping[str, int]) -> str:
+    """One row per table: the rows the run says it wrote, and the rows carrying its run id."""
+    run = uuid.UUID(str(run_id))  # a uuid, never text from elsewhere, goes into the sql
+    parts = []
+    for table, rows in expected.items():
+        if not _TABLE_NAME.match(table):
+            raise QualityGateError(suite, f"not a schema.table name: {table!r}")
+        parts.append(
+            f"select '{table}'::text as table_name, {int(rows)}::bigint as expected_rows, "
+            f"(select count(*) from {table} where run_id = '{run}') as written_rows"
+        )
+    return " union all ".join(parts)
 
 
 def _now() -> dt.datetime:
@@ -600,6 +619,27 @@ def _outcome(res: Any, checkpoint: Checkpoint, batch: int, suite: str) -> Expect
         unexpected_count=_optional_int(result.get("unexpected_count")),
         unexpected_percent=_optional_float(result.get("unexpected_percent")),
         element_count=_optional_int(result.get("element_count")),
+        policy=str(config.meta["policy"]),
+    )
+
+
+def _held(res: Any, batch: int, suite: str, rows: int) -> ExpectationOutcome:
+    # a before-load expectation that held on every row of its frame: nothing unexpected
+    config = res.expectation_config
+    raised = _raised(res.exception_info)
+    if raised is not None:
+        raise QualityGateError(suite, f"{config.type} could not be evaluated: {raised}")
+    return ExpectationOutcome(
+        checkpoint="before_load",
+        batch=batch,
+        suite=suite,
+        expectation=config.type,
+        column=_column_of(config.kwargs),
+        success=True,
+        observed_value=None,
+        unexpected_count=0,
+        unexpected_percent=0.0,
+        element_count=rows,
         policy=str(config.meta["policy"]),
     )
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import psycopg
 from prefect import State, get_run_logger, task
@@ -23,6 +24,7 @@ from prefect.cache_policies import NONE
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.utilities.annotations import quote
 
 from flows.fetch import Fetcher, FetchPolicy, FetchResult, PerHostRateLimiter, host_of
 from flows.load import LoadResult, PostgresLoader
@@ -38,6 +40,16 @@ from flows.validate import BatchVerdict, check_batch
 log = logging.getLogger(__name__)
 
 FETCH_LIMIT_PREFIX = "tomeflow-fetch-"
+T = TypeVar("T")
+
+
+def unwalked(batch: T) -> T:
+    """Pass a batch into a task without prefect walking every record in it.
+
+    Prefect visits each task argument recursively looking for upstream futures; for a batch
+    of thousands of nested records that visit costs more than the task's work.
+    """
+    return cast(T, quote(batch))
 
 
 @dataclass(frozen=True, slots=True)

@@ -594,11 +594,10 @@ def test_after_load_passes_on_consistent_tables(
     assert report.failed_expectations() == ()
     assert report.row_failures == ()
     suites = {o.suite for o in report.outcomes}
-    assert {f"tables.run_rows.{t}" for t in expected} <= suites
-    assert {s for s, _, _, _ in suite_expectations("after_load")} - suites == {"tables.run_rows"}
+    assert {s for s, _, _, _ in suite_expectations("after_load")} == suites
     assert {o.checkpoint for o in report.outcomes} == {"after_load"}
-    counts = {o.suite: o.observed_value for o in report.outcomes if "run_rows" in o.suite}
-    assert counts["tables.run_rows.core.papers"] == 2
+    (counts,) = [o for o in report.outcomes if o.suite == "tables.run_rows"]
+    assert (counts.success, counts.element_count) == (True, len(expected))
 
 
 @pytest.mark.skipif(not SOCKET_DIR.is_dir(), reason="no local PostgreSQL socket folder")
@@ -623,9 +622,10 @@ def test_after_load_fails_on_a_wrong_row_count(
 ) -> None:
     url, run_id, expected = loaded
     report = gate.validate_tables(url, run_id, 2, {**expected, "core.papers": 3})
-    assert failed(report) == {("tables.run_rows.core.papers", "expect_table_row_count_to_equal")}
+    assert failed(report) == {("tables.run_rows", RUN_ROWS)}
     outcome = report.failed_expectations()[0]
-    assert outcome.observed_value == 2
+    assert outcome.observed_value == ["core.papers: 2 rows carry this run, 3 were written"]
+    assert (outcome.unexpected_count, outcome.element_count) == (1, len(expected))
     # another run wrote none of these rows
     other = gate.validate_tables(url, uuid.uuid4(), 1, {"core.papers": 0})
     assert failed(other) == set()
@@ -641,6 +641,7 @@ class TableCase:
 
 
 ROW_COUNT = "expect_table_row_count_to_equal"
+RUN_ROWS = "expect_column_values_to_be_in_set"
 
 # one case per after-load expectation except the run row counts (tested on their own); keys
 # and not-null columns are enforced by the schema, so those cases drop the constraint first
@@ -760,6 +761,16 @@ TABLE_CASES = [
         ROW_COUNT,
         None,
     ),
+    TableCase(
+        "mention-without-entity",
+        (
+            f"insert into core.entity_mentions values ('{PMC}', 'MESH:D999999', 1, 1, 0,"
+            f" '{{run}}', '{SHA}')",
+        ),
+        "tables.orphan_entity_mentions",
+        ROW_COUNT,
+        None,
+    ),
 ]
 
 
@@ -767,7 +778,7 @@ def test_every_after_load_expectation_has_a_failing_case() -> None:
     in_suites = {(s, e, c) for s, e, c, _ in suite_expectations("after_load")}
     in_cases = {(c.suite, c.expectation, c.column) for c in TABLE_CASES}
     # the run row counts: test_after_load_fails_on_a_wrong_row_count
-    assert in_cases | {("tables.run_rows", ROW_COUNT, None)} == in_suites
+    assert in_cases | {("tables.run_rows", RUN_ROWS, "row_count_check")} == in_suites
 
 
 @pytest.mark.parametrize("case", TABLE_CASES, ids=lambda case: case.name)
@@ -796,8 +807,7 @@ def test_data_docs_show_every_suite(
     assert index == tmp_path / "docs" / "index.html"
     html = index.read_text(encoding="utf-8")
     suites = {s for s, _, _, _ in suite_expectations("before_load")}
-    suites |= {s for s, _, _, _ in suite_expectations("after_load")} - {"tables.run_rows"}
-    suites.add("tables.run_rows.core.papers")
+    suites |= {s for s, _, _, _ in suite_expectations("after_load")}
     for suite in suites:
         # a link to the suite's validation result, not only to the suite itself
         assert f"validations/{suite.replace('.', '/')}/" in html, suite
