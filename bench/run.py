@@ -35,7 +35,7 @@ import psycopg
 from bench.synth import make_paper, write_seeds
 
 CI_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 TASKS_PER_BATCH = 6  # see tests/test_flow_incremental.py, which counts them
 TASKS_PER_RUN = 1
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# the stages log through `logging`; this sends their records to the flow run's logs in the UI
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows")
 
 
 def _json(value: object) -> str:

@@ -6,6 +6,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -25,11 +26,7 @@ def database_url(settings: Settings) -> str:
 
 def embedded_database_url(pgdata: Path, dbname: str) -> str:
     """Start (or reuse) the embedded pgserver in pgdata and make sure dbname exists."""
-    import pgserver  # imported late: only the embedded path needs its binaries
-
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver copes
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-
+    pgserver = _pgserver()
     pgdata.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None keeps the server up after this process exits, so the next
     # `make run` and psql find it; `tomeflow db stop` stops it.
@@ -41,6 +38,15 @@ def embedded_database_url(pgdata: Path, dbname: str) -> str:
             conn.execute(f'create database "{dbname}"')
             log.info("created embedded database %s in %s", dbname, pgdata)
     return server.get_uri(dbname)
+
+
+def _pgserver() -> ModuleType:
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver copes.
+    # imported late: only the embedded path needs its binaries
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    return pgserver
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -58,7 +64,7 @@ def libpq_url(url: str) -> str:
 def masked(url: str) -> str:
     """The URL with its password hidden, for logs and artifacts."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
@@ -79,8 +85,7 @@ def psql_command(url: str) -> str:
 
 def stop_embedded(pgdata: Path) -> str:
     """Stop the embedded server if it runs."""
-    import pgserver
-
+    pgserver = _pgserver()
     if not (pgdata / "postmaster.pid").exists():
         return f"embedded PostgreSQL in {pgdata} is not running"
     pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()

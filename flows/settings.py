@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     embedded_database: str = "tomeflow"
 
     seeds_dir: Path = PROJECT_ROOT / "seeds"
-    batch_size: int = Field(default=500, ge=1, le=50_000)
+    batch_size: int = Field(default=1000, ge=1, le=50_000)
     raw_store_dir: Path | None = Field(default=None, description="default: <home>/raw")
     data_docs_path: Path | None = Field(default=None, description="default: <home>/data_docs")
 

@@ -1,21 +1,22 @@
 """The ingest flow's Prefect tasks: thin wrappers over the stages' plain functions.
 
-One task run per stage per batch (never per paper), so a 10,000-paper run with batches of 500
-makes about 20 x 6 task runs. Retries are on the two steps whose failures are transient: the
-load (the database went away) and the run-level fetch guard (the Prefect API blinked).
+One task run per stage per batch (never per paper), so a 10,000-paper run in batches of 1,000
+makes 10 x 6 + 1 task runs. The database steps retry when the connection drops; the fetcher
+retries each request itself, so its task does not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 from prefect import State, get_run_logger, task
@@ -52,6 +53,26 @@ def unwalked(batch: T) -> T:
     return cast(T, quote(batch))
 
 
+def _transient(task: object, task_run: object, state: State[object]) -> bool:
+    # retry a load only when the database went away, never for a bug or bad data
+    try:
+        state.result()
+    except psycopg.OperationalError:
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+# the database steps retry when the connection dropped, never for a bug or bad data
+DB_RETRIES: dict[str, Any] = {
+    "cache_policy": NONE,
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": _transient,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class FetchedBatch:
     """The full-text state of every paper of a batch, and the fetches made for it."""
@@ -67,7 +88,7 @@ class FetchProgress:
         self._total = max(total_papers, 1)
         self._artifact_id: uuid.UUID | None = None
         self._shown = -1.0
-        self._last = 0.0
+        self._last = -math.inf  # the first update always shows
 
     def batch(self, papers_before: int, batch_papers: int) -> Callable[[int, int], None]:
         """A callback for Fetcher.fetch_many covering one batch of the run."""
@@ -99,7 +120,7 @@ def parse_seeds(paths: Sequence[Path]) -> SeedBatch:
     return parse_batch(paths)
 
 
-@task(name="read-stored-state", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
+@task(name="read-stored-state", **DB_RETRIES)
 def read_stored(
     loader: PostgresLoader, paper_ids: Sequence[str], offline: bool
 ) -> dict[str, StoredPaper]:
@@ -166,7 +187,8 @@ def host_slots(hosts: Sequence[str], slots: int) -> Iterator[None]:
                     client.create_global_concurrency_limit(
                         GlobalConcurrencyLimitCreate(name=name, limit=slots)
                     )
-    with concurrency(names, occupy=1, strict=True):
+    # a crashed run holds its slot until the lease lapses: a minute, not the default five
+    with concurrency(names, occupy=1, lease_duration=60, strict=True):
         yield
 
 
@@ -190,24 +212,7 @@ def validate(
     return check_batch(gate, loads, batch, max_failure_share)
 
 
-def _transient(task: object, task_run: object, state: State[object]) -> bool:
-    # retry a load only when the database went away, never for a bug or bad data
-    try:
-        state.result()
-    except psycopg.OperationalError:
-        return True
-    except BaseException:
-        return False
-    return False
-
-
-@task(
-    name="load-batch",
-    cache_policy=NONE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_transient,
-)
+@task(name="load-batch", **DB_RETRIES)
 def load(
     loader: PostgresLoader,
     run_id: uuid.UUID,
@@ -221,13 +226,7 @@ def load(
     return loader.load_batch(run_id, loads, rejected, fetches, dq, force=force)
 
 
-@task(
-    name="record-refused-batch",
-    cache_policy=NONE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_transient,
-)
+@task(name="record-refused-batch", **DB_RETRIES)
 def record_refused_batch(
     loader: PostgresLoader,
     run_id: uuid.UUID,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from flows.papers import PaperContent, PaperLoad
-from flows.quality import QualityGate, QualityReport, RowFailure, batch_frame
+from flows.quality import BEFORE_LOAD_SUITES, QualityGate, QualityReport, RowFailure, batch_frame
 from flows.quarantine import QuarantineRow
 
 Key = tuple[str, ...]
@@ -106,16 +106,7 @@ def batch_frames(loads: Iterable[PaperLoad]) -> dict[str, pd.DataFrame]:
              "mention_count": m.count, "first_offset": m.first_offset}
             for m in c.mentions
         )  # fmt: skip
-    kinds = (
-        "papers",
-        "authors",
-        "entities",
-        "paper_entities",
-        "sections",
-        "references",
-        "mentions",
-    )
-    return {kind: batch_frame(kind, rows[kind]) for kind in kinds}
+    return {kind: batch_frame(kind, rows[kind]) for kind in BEFORE_LOAD_SUITES}
 
 
 def check_batch(

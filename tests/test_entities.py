@@ -224,8 +224,9 @@ def test_real_seed_normalised() -> None:
         curie: str, name: str, listing: Listing = "fulltext", line: int = 32
     ) -> NormalisedEntity:
         return NormalisedEntity(
-            curie, "disease", listing, name, None, None, None, None, (name,), line
-        )
+            curie, "disease", listing, name, None, None, None, None, (name,), line,
+            category="Diseases",
+        )  # fmt: skip
 
     assert entities == [
         disease(
@@ -245,6 +246,7 @@ def test_real_seed_normalised() -> None:
             rank=None,
             names=("INS", "insulin", "IDDM", "IDDM1", "IDDM2", "ILPR", "IRDN", "MODY10"),
             line=31,
+            category="Genes",
         ),
         disease("MESH:D005234", "hepatic steatosis"),
         disease("MESH:D008659", "metabolic dysfunction"),
@@ -264,6 +266,7 @@ def test_real_seed_normalised() -> None:
             rank="species",
             names=("Homo sapiens", "human"),
             line=33,
+            category="Species",
         ),
     ]
 

@@ -210,3 +210,20 @@ def test_fetching_shows_progress_in_the_prefect_ui(
         )
     assert artifacts and artifacts[0].type == "progress"
     assert float(artifacts[0].data) == pytest.approx(100.0)  # type: ignore[arg-type]
+
+
+def test_a_slow_url_fails_on_its_timeout_and_never_holds_up_the_others(
+    tmp_path: Path, tomeflow_env: str, http_server: ScriptedHTTPServer
+) -> None:
+    papers = papers_for(http_server, 4)
+    # answers only after 5 s, past the 1 s read timeout of every attempt (3 of them)
+    http_server.route(path_of(papers[0]), markdown(papers[0].fulltext, delay=5.0))
+    write_seeds(tmp_path / "seeds", papers)
+    summary = ingest(seeds=str(tmp_path / "seeds"))
+    assert summary.status == "completed"
+    assert summary.counts.fetch_statuses == {"failed": 1, "fetched": 3}
+    assert query(
+        tomeflow_env,
+        "select error_class, count(*) from raw.fetches where paper_id = %s group by 1",
+        papers[0].paper_id,
+    ) == [("ReadTimeout", 3)]

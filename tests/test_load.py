@@ -1,0 +1,95 @@
+"""The loader: one transaction per batch, idempotent, safe to run concurrently (flows/load.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from flows.load import PostgresLoader
+from flows.papers import PaperLoad, assemble_paper
+from flows.plan import FulltextState
+from flows.rawstore import RawStore
+from flows.seeds import parse_summary
+from tests.helpers import CORE_TABLES, REAL_FULLTEXT, REAL_SEED, query, snapshot
+
+NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def loads(tmp_path: Path) -> list[PaperLoad]:
+    """The real seed with its full text, and two copies under other ids."""
+    store = RawStore(tmp_path / "raw")
+    sha = store.put(REAL_FULLTEXT.read_bytes())
+    state = FulltextState("fetched", sha, '"v1"', None, NOW, NOW, None, True)
+    made = []
+    for paper_id in ("PMC12809390", "PMC1", "PMC2"):
+        text = REAL_SEED.read_bytes().replace(b"PMC12809390", paper_id.encode())
+        load, _ = assemble_paper(parse_summary(text, f"{paper_id}.md"), state, None, store)
+        made.append(load)
+    return made
+
+
+def start(loader: PostgresLoader) -> uuid.UUID:
+    run_id = uuid.uuid4()
+    loader.start_run(run_id, "test", "seeds")
+    return run_id
+
+
+def test_two_runs_loading_the_same_batch_at_once_write_it_once(
+    db_url: str, loads: list[PaperLoad]
+) -> None:
+    loader = PostgresLoader(db_url)
+    runs = [start(loader), start(loader)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda run: loader.load_batch(run, loads), runs))
+    # the advisory lock serialises the write: one run loads, the other finds it unchanged
+    assert sorted((len(r.new), len(r.unchanged)) for r in results) == [(0, 3), (3, 0)]
+    alone = snapshot(db_url, CORE_TABLES, exclude=("run_id", "loaded_at"))
+    assert query(db_url, "select count(*) from core.papers") == [(3,)]
+    assert query(db_url, "select count(distinct run_id) from core.sections") == [(1,)]
+    assert alone["core.entity_mentions"] and alone["core.sections"]
+
+
+def test_a_load_is_all_or_nothing(db_url: str, loads: list[PaperLoad]) -> None:
+    loader = PostgresLoader(db_url)
+    bad = replace(loads[2], paper=replace(loads[2].paper, title=""))  # breaks a check constraint
+    with pytest.raises(Exception, match="papers_title_check"):
+        loader.load_batch(start(loader), [*loads[:2], bad])
+    for table in CORE_TABLES:
+        assert query(db_url, f"select count(*) from {table}") == [(0,)], table
+
+
+def test_an_unchanged_paper_only_gets_its_new_full_text_state(
+    db_url: str, loads: list[PaperLoad]
+) -> None:
+    loader = PostgresLoader(db_url)
+    loader.load_batch(start(loader), loads)
+    before = snapshot(db_url, CORE_TABLES[1:])
+    later = NOW + dt.timedelta(days=1)
+    state = replace(
+        loads[0].fulltext_state, status="not_modified", fetched_at=later, checked_at=later
+    )
+    run = start(loader)
+    result = loader.load_batch(run, [replace(loads[0], fulltext_state=state, content=None)])
+    assert (result.unchanged, result.rows_written["core.papers"]) == (("PMC12809390",), 1)
+    assert query(
+        db_url,
+        "select fulltext_status, fulltext_fetched_at, run_id from core.papers where paper_id = 'PMC12809390'",
+    ) == [("not_modified", later, run)]
+    assert snapshot(db_url, CORE_TABLES[1:]) == before
+
+
+def test_full_refresh_rewrites_identical_rows(db_url: str, loads: list[PaperLoad]) -> None:
+    loader = PostgresLoader(db_url)
+    loader.load_batch(start(loader), loads)
+    before = snapshot(db_url, CORE_TABLES, exclude=("run_id", "loaded_at"))
+    run = start(loader)
+    result = loader.load_batch(run, loads, force=True)
+    assert len(result.unchanged) == 3 and result.rows_written["core.sections"] > 0
+    assert snapshot(db_url, CORE_TABLES, exclude=("run_id", "loaded_at")) == before
+    assert query(db_url, "select distinct run_id from core.sections") == [(run,)]

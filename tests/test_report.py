@@ -1,0 +1,62 @@
+"""The run summary and the data-quality tally (flows/report.py)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from flows.load import RunCounts
+from flows.quality import ExpectationOutcome
+from flows.quarantine import QuarantineRow
+from flows.report import DataQuality, StageTimes, summarise
+
+
+def outcome(batch: int, success: bool, suite: str = "papers") -> ExpectationOutcome:
+    return ExpectationOutcome(
+        "before_load", batch, suite, "expect_column_values_to_be_between", "published_on",
+        success, None, 0 if success else 2, 0.0 if success else 40.0, 5, "quarantine",
+    )  # fmt: skip
+
+
+def test_expectations_are_folded_across_batches() -> None:
+    dq = DataQuality()
+    dq.add([outcome(1, True), outcome(1, True, "authors")])
+    dq.add([outcome(2, False), outcome(2, True, "authors")])
+    assert dq.headline() == (
+        "data quality: 1 of 2 expectations held; failed: "
+        "papers.expect_column_values_to_be_between(published_on)"
+    )
+    (failed,) = dq.failed
+    assert (failed.evaluations, failed.failures, failed.unexpected, failed.elements) == (
+        2,
+        1,
+        2,
+        10,
+    )
+    assert "**no** (1 of 2 batches)" in dq.to_markdown()
+
+
+def test_the_summary_says_what_loaded_what_failed_and_where_to_look() -> None:
+    counts = RunCounts(
+        seen=3, new=2, failed=1, quarantined=1, fetch_statuses={"fetched": 2, "not_found": 1}
+    )
+    counts.row_counts = {"core.papers": 2}
+    times = StageTimes()
+    with times.stage("load"):
+        pass
+    summary = summarise(
+        uuid.uuid4(), "ingest-2026-11-25", "failed",
+        "postgresql://tomeflow:s3cret@db:5432/tomeflow", counts,
+        [QuarantineRow("seeds/x.md", "parse", "not a summary page", True, line=1)], 7,
+        DataQuality(), Path("/tmp/docs/index.html"), ["batch 2 not loaded: ..."], times, 1.5,
+    )  # fmt: skip
+    text = summary.to_text()
+    assert "papers: 2 new, 0 updated, 0 unchanged, 1 full text failed, 1 quarantined (of 3" in text
+    assert "full text: 2 fetched, 1 not_found" in text
+    assert "seeds/x.md:1: [parse] not a summary page" in text and "and 6 more" in text
+    assert "batch 2 not loaded" in text and "data docs: /tmp/docs/index.html" in text
+    assert "s3cret" not in text and "psql -h db -p 5432 -U tomeflow tomeflow" in text
+    markdown = summary.to_markdown()
+    for part in ("## Full text", "## Data quality", "## Quarantine (7)", "## Problems", "## Time"):
+        assert part in markdown
+    assert "s3cret" not in markdown
