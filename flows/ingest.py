@@ -196,6 +196,8 @@ def ingest(
                 "batch %d: %d papers, %d fetched, %d quarantine rows",
                 number, len(papers), len(fetched.results), len(rejected),
             )  # fmt: skip
+            # let this batch go before the next one is read: one batch in memory at a time
+            del papers, rejected, stored, fetched, loads, problems_found, verdict
         if wanted is not None and (missing := sorted(wanted - found)):
             problems.append(f"--only ids not found among the seeds: {', '.join(missing)}")
             logger.warning(problems[-1])
