@@ -122,7 +122,8 @@ def ingest(
     counts = RunCounts()
     times = report.StageTimes()
     quality = report.DataQuality()
-    problems: list[str] = []
+    failures: list[str] = []  # what fails the run: refused batches, failed after-load checks
+    notes: list[str] = []  # what the user should know
     found: set[str] = set()
     try:
         paths = discover_seeds(seeds_path)
@@ -167,8 +168,8 @@ def ingest(
             quality.add(verdict.report.outcomes)
             with times.stage("load"):
                 if verdict.over_threshold:
-                    problems.append(f"batch {number} not loaded: {verdict.message()}")
-                    logger.error(problems[-1])
+                    failures.append(f"batch {number} not loaded: {verdict.message()}")
+                    logger.error(failures[-1])
                     record_refused_batch(
                         loader,
                         run_id,
@@ -199,13 +200,13 @@ def ingest(
             # let this batch go before the next one is read: one batch in memory at a time
             del papers, rejected, stored, fetched, loads, problems_found, verdict
         if wanted is not None and (missing := sorted(wanted - found)):
-            problems.append(f"--only ids not found among the seeds: {', '.join(missing)}")
-            logger.warning(problems[-1])
+            notes.append(f"--only ids not found among the seeds: {', '.join(missing)}")
+            logger.warning(notes[-1])
         with times.stage("validate"):
             expected = {t: counts.rows_written.get(t, 0) for t in RUN_TABLES}
             after = validate_tables(gate, loader, url, run_id, expected)
         quality.add(after.outcomes)
-        problems += report.failed_after_load(after)
+        failures += report.failed_after_load(after)
         counts.dq_failed_expectations = len(quality.failed)
         counts.row_counts = loader.row_counts()
         with times.stage("report"):
@@ -213,8 +214,8 @@ def ingest(
     except BaseException as exc:
         loader.finish_run(run_id, "failed", counts, f"{type(exc).__name__}: {exc}")
         raise
-    failed = any(p.startswith(("batch ", "after load")) for p in problems)
-    status = "failed" if failed else "completed"
+    status = "failed" if failures else "completed"
+    problems = [*failures, *notes]
     loader.finish_run(run_id, status, counts, "; ".join(problems) or None)
     shown, total = loader.quarantine_for(run_id, report.QUARANTINE_SHOWN)
     summary = report.summarise(
@@ -225,6 +226,6 @@ def ingest(
     logger.info(summary.headline())
     logger.info(quality.headline())
     logger.info("data docs: %s", docs)
-    if failed:
+    if failures:
         raise DataQualityError(summary)
     return summary
