@@ -14,6 +14,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # the stages log through `logging`; this sends their records to the flow run's logs in the UI
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # `parse` has no run
 
 
 def _json(value: object) -> str:

@@ -64,9 +64,11 @@ def libpq_url(url: str) -> str:
 def masked(url: str) -> str:
     """The URL with its password hidden, for logs and artifacts."""
     parts = urlsplit(url)
-    if not parts.password:
+    if parts.password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    # an empty password (the embedded server's "postgres:@") is shown as no password at all
+    hidden = "***" if parts.password else ""
+    netloc = parts.netloc.replace(f":{parts.password}@", f":{hidden}@" if hidden else "@")
     return urlunsplit(parts._replace(netloc=netloc))
 
 

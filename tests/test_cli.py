@@ -47,3 +47,17 @@ def test_db_url_masks_the_password(
     assert capsys.readouterr().out.strip() == "postgresql://tomeflow:***@db.example:5432/tomeflow"
     assert main(["db", "psql"]) == 0
     assert capsys.readouterr().out.strip() == "psql -h db.example -p 5432 -U tomeflow tomeflow"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:s3cret@db:5432/x", "postgresql://u:***@db:5432/x"),
+        ("postgresql://postgres:@/tomeflow?host=/p", "postgresql://postgres@/tomeflow?host=/p"),
+        ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://postgres@127.0.0.1:5432/test"),
+    ],
+)
+def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    from flows.db import masked
+
+    assert masked(url) == shown

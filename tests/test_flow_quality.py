@@ -145,3 +145,21 @@ def test_a_batch_over_the_threshold_leaves_the_tables_untouched_and_fails_the_ru
         url,
         "select count(*) from ops.quarantine q join ops.runs r using (run_id) where r.status = 'failed'",
     ) == [(2,)]
+
+
+def test_the_command_line_prints_what_loaded_and_exits_1_when_the_gate_fails(
+    seeds: Path,
+    tomeflow_env: str,
+    http_server: ScriptedHTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flows.cli import main
+
+    corrupt(seeds, http_server.base_url)
+    monkeypatch.setenv("TOMEFLOW_DQ_MAX_FAILURE_SHARE", "0")
+    get_settings.cache_clear()
+    assert main(["run", "--seeds", str(seeds)]) == 1
+    out, err = capsys.readouterr()
+    assert "): failed" in out and "batch 1 not loaded" in out and "data docs: " in out
+    assert "run failed: batch 1 not loaded" in err
