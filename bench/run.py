@@ -1,6 +1,6 @@
 """`make bench`: the figures behind tomeflow's speed and memory goals, printed, never asserted.
 
-    python -m bench.run                 # 250 and 1,000 papers with 50 KB full texts
+    python -m bench.run                 # 1,000 and 2,000 papers with 50 KB full texts
     python -m bench.run --papers 2000   # other sizes
 
 Each size runs in a child process of its own (so peak memory is that run's), against a fresh
@@ -212,7 +212,7 @@ def report(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     """Run each size in a child process and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--papers", type=int, nargs="+", default=[250, 1000])
+    parser.add_argument("--papers", type=int, nargs="+", default=[1000, 2000])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

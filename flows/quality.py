@@ -441,7 +441,7 @@ class QualityGate:
             )
             if result.success:
                 outcomes.extend(
-                    _held(res, batch, name, len(frame))
+                    _held(res, "before_load", batch, name, len(frame))
                     for res in _in_suite_order(result.results, validation.suite)
                 )
                 continue
@@ -487,6 +487,13 @@ class QualityGate:
     def _run_after_load(
         self, validation: Any, batch: int, run: RunIdentifier
     ) -> list[ExpectationOutcome]:
+        # as before load: a cheap pass first, the full one only for a suite that failed
+        result = validation.run(result_format={"result_format": "BOOLEAN_ONLY"}, run_id=run)
+        if result.success:
+            return [
+                _held(res, "after_load", batch, validation.suite.name, None)
+                for res in _in_suite_order(result.results, validation.suite)
+            ]
         result = validation.run(
             result_format={"result_format": "SUMMARY", "return_unexpected_index_query": False},
             run_id=run,
@@ -623,14 +630,16 @@ def _outcome(res: Any, checkpoint: Checkpoint, batch: int, suite: str) -> Expect
     )
 
 
-def _held(res: Any, batch: int, suite: str, rows: int) -> ExpectationOutcome:
-    # a before-load expectation that held on every row of its frame: nothing unexpected
+def _held(
+    res: Any, checkpoint: Checkpoint, batch: int, suite: str, rows: int | None
+) -> ExpectationOutcome:
+    # an expectation that held (on every row of its frame, before load): nothing unexpected
     config = res.expectation_config
     raised = _raised(res.exception_info)
     if raised is not None:
         raise QualityGateError(suite, f"{config.type} could not be evaluated: {raised}")
     return ExpectationOutcome(
-        checkpoint="before_load",
+        checkpoint=checkpoint,
         batch=batch,
         suite=suite,
         expectation=config.type,
