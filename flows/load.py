@@ -1,9 +1,8 @@
-"""Batch -> PostgreSQL: COPY into staging tables, then set-based upserts, in one transaction."""
+"""Batch -> PostgreSQL in one transaction: COPY, staging tables, set-based upserts."""
 
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -19,8 +18,6 @@ from flows.papers import PaperContent, PaperLoad
 from flows.plan import StoredPaper
 from flows.quality import ExpectationOutcome
 from flows.quarantine import QuarantineRow
-
-log = logging.getLogger(__name__)
 
 # loads take this lock for their transaction, so concurrent runs (more workers, a Dask or Ray
 # task runner) serialise only the short write step and always see each other's committed rows

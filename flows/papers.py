@@ -9,7 +9,6 @@ PaperLoad without content, and only its full-text state is written.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -20,8 +19,6 @@ from flows.plan import FulltextState, StoredPaper
 from flows.quarantine import QuarantineRow
 from flows.rawstore import RawBodyCorrupt, RawBodyMissing, RawStore
 from flows.seeds import PaperRecord
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

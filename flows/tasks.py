@@ -8,7 +8,6 @@ retries each request itself, so its task does not.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import math
 import time
 import uuid
@@ -37,8 +36,6 @@ from flows.rawstore import RawStore
 from flows.seeds import PaperRecord, SeedBatch, parse_batch
 from flows.settings import Settings
 from flows.validate import BatchVerdict, check_batch
-
-log = logging.getLogger(__name__)
 
 FETCH_LIMIT_PREFIX = "tomeflow-fetch-"
 T = TypeVar("T")
