@@ -272,7 +272,7 @@ class Fetcher:
         """Fetch pages concurrently within the per-host limits; results in input order."""
         if not reqs:
             return []
-        hosts = [_host_of(r.url) for r in reqs]
+        hosts = [host_of(r.url) for r in reqs]
         workers = min(len(reqs), self.policy.per_host_concurrency * len(set(hosts)), MAX_WORKERS)
         # interleave hosts so idle workers are not all queued behind one host's cap
         seen: Counter[str] = Counter()
@@ -382,7 +382,7 @@ class Fetcher:
     def _attempt(
         self, req: FetchRequest, url: str, number: int, conditional: bool
     ) -> tuple[FetchAttempt, _Step]:
-        host = _host_of(url)
+        host = host_of(url)
         t = _Transfer()
         try:
             self._check_address(host)
@@ -543,10 +543,6 @@ def _normal_host(host: str) -> str:
 
 def host_of(url: str) -> str:
     """The normalised host of a url ("" when it has none or cannot be read)."""
-    return _host_of(url)
-
-
-def _host_of(url: str) -> str:
     try:
         return _normal_host(urlsplit(url).hostname or "")
     except ValueError:
