@@ -74,7 +74,7 @@ class LoggedRequest:
 class ScriptedHTTPServer:
     """The server; routes and the request log are safe to use from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._lock = threading.Condition()
         self._scripts: dict[str, list[Reply]] = {}
         self._played: dict[str, int] = {}
@@ -82,7 +82,7 @@ class ScriptedHTTPServer:
         self._in_flight = 0
         self.peak_in_flight = 0
         self.stopping = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.scripted = self
         self.host = "127.0.0.1"
         self.port: int = self._httpd.server_address[1]
@@ -231,9 +231,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve() -> Iterator[ScriptedHTTPServer]:
-    """A running scripted server for the duration of the block."""
-    server = ScriptedHTTPServer()
+def serve(port: int = 0) -> Iterator[ScriptedHTTPServer]:
+    """A running scripted server for the duration of the block (port 0: any free port)."""
+    server = ScriptedHTTPServer(port)
     server.start()
     try:
         yield server

@@ -1,0 +1,36 @@
+"""The golden test: the fixed corpus through the real flow, every table against the dump.
+
+It guards every refactor: a change that moves code must leave the tables exactly as they
+were. A change that means to alter them rewrites tests/data/golden/expected.json with
+TOMEFLOW_GOLDEN_UPDATE=1 and says why in its commit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from flows.ingest import ingest
+from tests.golden import dump, golden_server, read_expected, write_corpus, write_expected
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def test_golden_corpus_gives_the_checked_in_tables(tmp_path: Path, tomeflow_env: str) -> None:
+    seeds = tmp_path / "seeds"
+    with golden_server() as server:
+        write_corpus(seeds, server.base_url)
+        ingest(seeds=str(seeds), batch_size=5)
+        first = dump(tomeflow_env, server.base_url, seeds)
+        ingest(seeds=str(seeds), batch_size=5)
+        second = dump(tomeflow_env, server.base_url, seeds)
+    got = {"first_run": first, "second_run": second}
+    if os.environ.get("TOMEFLOW_GOLDEN_UPDATE"):
+        write_expected(got)
+    expected = read_expected()
+    for run in ("first_run", "second_run"):
+        for table in expected[run]:
+            assert got[run][table] == expected[run][table], f"{run}: {table} differs"
+    assert set(got["first_run"]) == set(expected["first_run"])
