@@ -49,7 +49,7 @@ def server_url() -> str:
         psycopg.connect(CI_DATABASE, connect_timeout=3).close()
         return CI_DATABASE
     except psycopg.OperationalError:
-        from flows.db import embedded_database_url
+        from flows.load.db import embedded_database_url
         from flows.settings import PROJECT_ROOT
 
         return embedded_database_url(PROJECT_ROOT / ".tomeflow" / "test-pgdata", "postgres")

@@ -77,8 +77,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database to the newest schema."""
-    from flows.db import database_url, masked
-    from flows.migrate import upgrade
+    from flows.load.db import database_url, masked
+    from flows.load.migrate import upgrade
     from flows.settings import get_settings
 
     url = database_url(get_settings())
@@ -89,7 +89,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Show how to reach the database, or stop the embedded one."""
-    from flows.db import database_url, masked, psql_command
+    from flows.load.db import database_url, masked, psql_command
     from flows.settings import get_settings
 
     settings = get_settings()
@@ -97,7 +97,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         if settings.database_url is not None:
             print("DATABASE_URL is set: tomeflow does not manage that server", file=sys.stderr)
             return 1
-        from flows.db import stop_embedded
+        from flows.load.db import stop_embedded
 
         print(stop_embedded(settings.pgdata))
         return 0

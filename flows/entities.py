@@ -20,9 +20,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
 
-from flows.seeds import EntityRef, Listing
+from flows.records import EntityName, EntityRef, EntityType, Listing, NormalisedEntity
 
-EntityType = Literal["gene", "disease", "species", "chemical", "variant", "cell line", "other"]
 Case = Literal["upper", "lower", "keep"]
 
 UNKNOWN_ID_PATTERN = r"^\S+$"
@@ -157,24 +156,6 @@ class IdentifierError(ValueError):
         self.namespace = namespace
         self.identifier = identifier
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class NormalisedEntity:
-    """One entity as one listing of one paper names it, with a canonical CURIE."""
-
-    curie: str
-    entity_type: EntityType
-    listing: Listing
-    name_as_written: str
-    symbol: str | None  # genes: the name as written, "INS"
-    full_name: str | None  # genes: the first extra name, "insulin"
-    common_name: str | None  # species: the first extra name that is not a rank, "human"
-    rank: str | None  # species: "species", "genus", "strain", ...
-    names: tuple[str, ...]  # every name on the page, in order, without duplicates
-    line: int
-    known_namespace: bool = True  # false: the prefix is a sanitised unknown namespace
-    category: str = ""  # the list's label as written: "Genes", "Diseases", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,3 +320,27 @@ def preferred_name(
             return symbol
         raise ValueError("preferred_name needs at least one name with a positive count")
     return min(candidates, key=lambda n: (-candidates[n], n.casefold(), n))
+
+
+def entity_names(entities: Sequence[NormalisedEntity]) -> tuple[EntityName, ...]:
+    """Every name a paper gives each entity, once per (curie, name), the strongest kind first.
+
+    The kinds rank: the listed name, then a gene's full name or a species' common name, then
+    the aliases after `aka`; the linked listing is read before the full-text one.
+    """
+    seen: set[tuple[str, str]] = set()
+    names: list[EntityName] = []
+    for e in sorted(entities, key=lambda e: e.listing):
+        kinds: list[tuple[str, Literal["name", "full_name", "common_name", "alias"]]] = [
+            (e.name_as_written, "name")
+        ]
+        if e.full_name:
+            kinds.append((e.full_name, "full_name"))
+        if e.common_name:
+            kinds.append((e.common_name, "common_name"))
+        kinds.extend((n, "alias") for n in e.names)
+        for name, kind in kinds:
+            if (e.curie, name) not in seen:
+                seen.add((e.curie, name))
+                names.append(EntityName(e.curie, name, kind))
+    return tuple(names)

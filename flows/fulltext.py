@@ -24,10 +24,12 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import unquote
 
 import pyromark
+
+from flows.records import Caption, FullText, Reference, Section
 
 _OPTIONS = (
     pyromark.Options.ENABLE_TABLES
@@ -37,57 +39,6 @@ _OPTIONS = (
     | pyromark.Options.ENABLE_YAML_STYLE_METADATA_BLOCKS  # else front matter reads as a heading
 )
 _MARKDOWN = pyromark.Markdown(options=_OPTIONS)  # immutable, shareable across threads
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """One heading and the plain text of its body, up to the next heading."""
-
-    ordinal: int  # 0-based, document order
-    heading: str  # "" for text before the first heading
-    level: int  # 1..6 as written, 0 for text before the first heading
-    heading_path: tuple[str, ...]  # headings from the top down to this one, title left out
-    text: str
-    word_count: int
-    char_start: int  # str offset in the input of the heading (or first block when level 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """One entry of the reference list, with the identifiers found in it."""
-
-    ordinal: int  # 1-based, document order, whatever numbers the list shows
-    citation: str  # plain text, list marker and `[n]` removed
-    doi: str | None
-    pmid: str | None
-    pmcid: str | None
-    url: str | None  # the first http(s) URL, link targets included
-    year: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Caption:
-    """A figure or table caption the page marks as one."""
-
-    kind: Literal["figure", "table"]
-    label: str  # normalised: "Figure 1", "Table 2", "Supplementary Figure S1"
-    text: str  # the caption after its label
-    section_ordinal: int
-
-
-@dataclass(frozen=True, slots=True)
-class FullText:
-    """A paper's full text as typed records."""
-
-    title: str | None
-    sections: tuple[Section, ...]
-    references: tuple[Reference, ...]
-    captions: tuple[Caption, ...]
-
-    @property
-    def word_count(self) -> int:
-        """Words in all section texts (headings not counted)."""
-        return sum(s.word_count for s in self.sections)
 
 
 @dataclass(slots=True)

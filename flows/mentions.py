@@ -47,7 +47,8 @@ from typing import Protocol
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
-from flows.entities import EntityType, NormalisedEntity, looks_like_symbol
+from flows.entities import looks_like_symbol
+from flows.records import EntityType, Mention, NormalisedEntity
 
 HYPHENS = "-\u2010\u2011\u2012\u2013\u2212"
 _GAP_RUN = re.compile(rf"[\s{re.escape(HYPHENS)}]+")
@@ -67,16 +68,6 @@ class MatchTarget:
     entity_type: EntityType
     names: tuple[str, ...]
     symbols: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Mention:
-    """How often an entity is mentioned in one section, and where first."""
-
-    curie: str
-    section_ordinal: int
-    count: int
-    first_offset: int  # character offset of the first match in the section's text
 
 
 def targets_from(entities: Iterable[NormalisedEntity]) -> list[MatchTarget]:

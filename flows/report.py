@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from prefect.artifacts import create_markdown_artifact
 
-from flows.db import masked, psql_command
-from flows.load import RunCounts
-from flows.quality import ExpectationOutcome, QualityReport
-from flows.quarantine import QuarantineRow
+from flows.load.db import masked, psql_command
+from flows.load.runlog import RunCounts
+from flows.quality.results import QualityReport
+from flows.records import ExpectationOutcome, QuarantineRow
+from flows.tables import RUN_TABLES
+
+if TYPE_CHECKING:
+    from flows.batch import BatchOutcome
 
 QUARANTINE_SHOWN = 20
 
@@ -198,6 +204,74 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+@dataclass(slots=True)
+class RunTally:
+    """What a run has done so far: batch outcomes folded in as they come back."""
+
+    counts: RunCounts = field(default_factory=RunCounts)
+    quality: DataQuality = field(default_factory=DataQuality)
+    times: StageTimes = field(default_factory=StageTimes)
+    failures: list[str] = field(default_factory=list)  # what fails the run
+    notes: list[str] = field(default_factory=list)  # what the user should know
+    papers: set[str] = field(default_factory=set)  # the paper ids processed
+
+    def add(self, outcome: BatchOutcome) -> None:
+        """Fold one batch's outcome in."""
+        c = self.counts
+        c.seen += outcome.documents
+        c.quarantined += outcome.quarantined
+        for status, n in outcome.fetch_statuses.items():
+            c.fetch_statuses[status] = c.fetch_statuses.get(status, 0) + n
+        if outcome.result is not None:
+            c.add(outcome.result)
+        if outcome.refused is not None:
+            self.failures.append(f"batch {outcome.number} not loaded: {outcome.refused}")
+        self.quality.add(outcome.outcomes)
+        self.papers.update(outcome.papers)
+        for stage, seconds in outcome.seconds.items():
+            self.times.seconds[stage] = self.times.seconds.get(stage, 0.0) + seconds
+
+    def expected_rows(self) -> dict[str, int]:
+        """Rows the run wrote per table that carries a run id (for the after-load check)."""
+        return {t: self.counts.rows_written.get(t, 0) for t in RUN_TABLES}
+
+    def add_after_load(self, report: QualityReport) -> None:
+        """Fold the after-load checkpoint in; its failures fail the run."""
+        self.quality.add(report.outcomes)
+        self.failures += failed_after_load(report)
+        self.counts.dq_failed_expectations = len(self.quality.failed)
+
+    def note(self, message: str) -> None:
+        """Something the user should know that does not fail the run."""
+        self.notes.append(message)
+
+    @property
+    def status(self) -> str:
+        """completed, or failed when a batch was refused or an after-load check failed."""
+        return "failed" if self.failures else "completed"
+
+    @property
+    def problems(self) -> list[str]:
+        """What failed the run, then what is worth knowing."""
+        return [*self.failures, *self.notes]
+
+    def summary(
+        self,
+        run_id: uuid.UUID,
+        flow_run_name: str | None,
+        url: str,
+        quarantine: tuple[Sequence[QuarantineRow], int],
+        data_docs: Path | None,
+        wall_seconds: float,
+    ) -> RunSummary:
+        """The run's summary, once every batch and the after-load check are in."""
+        shown, total = quarantine
+        return summarise(
+            run_id, flow_run_name, self.status, url, self.counts, shown, total, self.quality,
+            data_docs, self.problems, self.times, wall_seconds,
+        )  # fmt: skip
+
+
 def summarise(
     run_id: uuid.UUID,
     flow_run_name: str | None,
@@ -230,8 +304,25 @@ def summarise(
     )
 
 
-def publish(summary: RunSummary) -> None:
-    """Attach the run summary and the data-quality table to the flow run as artifacts."""
+def log_batch(
+    logger: logging.Logger | logging.LoggerAdapter[Any], outcome: BatchOutcome
+) -> BatchOutcome:
+    """Log what a batch did (an error when the gate refused it); returns the outcome."""
+    if outcome.refused is not None:
+        logger.error("batch %d not loaded: %s", outcome.number, outcome.refused)
+    logger.info(
+        "batch %d: %d papers, %d fetched, %d quarantine rows",
+        outcome.number, len(outcome.papers), outcome.fetched, outcome.quarantine_rows,
+    )  # fmt: skip
+    return outcome
+
+
+def publish(summary: RunSummary, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+    """Log the summary's headlines; attach it and the data-quality table as artifacts."""
+    logger.info(summary.headline())
+    logger.info(summary.data_quality.headline())
+    if summary.data_docs is not None:
+        logger.info("data docs: %s", summary.data_docs)
     create_markdown_artifact(
         key="ingest-summary", markdown=summary.to_markdown(), description=summary.headline()
     )

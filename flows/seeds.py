@@ -9,62 +9,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import pyromark
 
-from flows.quarantine import QuarantineRow
-
-Listing = Literal["linked", "fulltext"]
-
-
-@dataclass(frozen=True, slots=True)
-class EntityRef:
-    """One entity as a summary page lists it, before any normalisation."""
-
-    category: str  # the list's label as written: "Genes", "Diseases", "Species", "Chemicals", ...
-    listing: Listing  # "linked" (Linked entities) or "fulltext" (Full-text entities)
-    name: str  # the name as written, e.g. "INS", "hepatic steatosis", "Homo sapiens"
-    namespace: str  # the identifier's namespace as written: "NCBI Gene", "MESH", "taxon", ...
-    identifier: str  # the local id as written: "3630", "D005234", "9606", "11949646"
-    extra_names: tuple[str, ...] = ()  # the parenthesised names: ("insulin",), ("human", "species")
-    aliases: tuple[str, ...] = ()  # the names after `aka`, in order
-    line: int = 0  # 1-based line of the page where the entity is listed
-
-
-@dataclass(frozen=True, slots=True)
-class SeedProblem:
-    """A part of a page that could not be read; the rest of the page still loads."""
-
-    line: int
-    reason: str
-    text: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class PaperRecord:
-    """Everything a summary page says about one paper."""
-
-    paper_id: str  # "PMC12809390", "2006.14810", ...
-    source: str  # source label as written: "PMC", "arXiv", ...
-    title: str
-    authors: tuple[str, ...]
-    doi: str | None
-    journal: str | None
-    published_on: dt.date | None
-    tldr: str
-    contribution: str
-    key_findings: tuple[str, ...]
-    abstract: str  # all paragraphs, separated by a blank line
-    entities: tuple[EntityRef, ...]
-    fulltext_url: str | None
-    stated_reference_count: int | None
-    references_url: str | None
-    source_url: str | None
-    seed_path: str
-    seed_sha256: str
-    problems: tuple[SeedProblem, ...] = ()
+from flows.records import EntityRef, Listing, PaperRecord, QuarantineRow, SeedProblem
 
 
 class SeedParseError(Exception):

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1, le=50_000)
     raw_store_dir: Path | None = Field(default=None, description="default: <home>/raw")
     data_docs_path: Path | None = Field(default=None, description="default: <home>/data_docs")
+    data_docs: bool = Field(default=True, description="build Great Expectations Data Docs")
 
     # fetch politeness and safety
     # NoDecode: the variable is read as written ("a.org,b.org"), not as JSON

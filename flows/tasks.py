@@ -7,37 +7,35 @@ retries each request itself, so its task does not.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import psycopg
-from prefect import State, get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect import State, task
 from prefect.cache_policies import NONE
-from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.utilities.annotations import quote
 
-from flows.fetch import Fetcher, FetchPolicy, FetchResult, PerHostRateLimiter, host_of
-from flows.load import LoadResult, PostgresLoader
-from flows.papers import PaperLoad, assemble_batch
-from flows.plan import FulltextState, Mode, StoredPaper, plan_fetches, state_after_fetch
-from flows.quality import ExpectationOutcome, QualityGate, QualityReport
-from flows.quarantine import QuarantineRow
-from flows.rawstore import RawStore
-from flows.seeds import PaperRecord, SeedBatch, parse_batch
-from flows.settings import Settings
-from flows.validate import BatchVerdict, check_batch
+from flows.assemble import assemble_batch
+from flows.fetch.stage import FetchContext, fetch_batch
+from flows.load.loader import PostgresLoader
+from flows.quality.gate import QualityGate
+from flows.quality.results import QualityReport
+from flows.quality.verdict import BatchVerdict, check_batch
+from flows.records import (
+    ExpectationOutcome,
+    FetchedBatch,
+    FetchResult,
+    LoadResult,
+    Mode,
+    PaperLoad,
+    PaperRecord,
+    QuarantineRow,
+    StoredPaper,
+)
+from flows.seeds import SeedBatch, parse_batch
 
-FETCH_LIMIT_PREFIX = "tomeflow-fetch-"
 T = TypeVar("T")
 
 
@@ -70,47 +68,6 @@ DB_RETRIES: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FetchedBatch:
-    """The full-text state of every paper of a batch, and the fetches made for it."""
-
-    states: Mapping[str, FulltextState]
-    results: tuple[FetchResult, ...]
-
-
-class FetchProgress:
-    """One progress artifact per run, moved along as batches fetch."""
-
-    def __init__(self, total_papers: int) -> None:
-        self._total = max(total_papers, 1)
-        self._artifact_id: uuid.UUID | None = None
-        self._shown = -1.0
-        self._last = -math.inf  # the first update always shows
-
-    def batch(self, papers_before: int, batch_papers: int) -> Callable[[int, int], None]:
-        """A callback for Fetcher.fetch_many covering one batch of the run."""
-
-        def on_progress(done: int, total: int) -> None:
-            self.papers_done(papers_before + batch_papers * done / total)
-
-        return on_progress
-
-    def papers_done(self, papers: float) -> None:
-        """Show this many papers of the run as done; updates at most twice a second."""
-        percent = 100.0 * papers / self._total
-        now = time.monotonic()
-        if percent < 100 and (percent - self._shown < 1 or now - self._last < 0.5):
-            return
-        self._shown, self._last = percent, now
-        if self._artifact_id is None:
-            created = create_progress_artifact(
-                percent, key="ingest-fetch-progress", description="full texts fetched"
-            )
-            self._artifact_id = created if isinstance(created, uuid.UUID) else None
-        else:
-            update_progress_artifact(self._artifact_id, percent)
-
-
 @task(name="parse-seeds", cache_policy=NONE)
 def parse_seeds(paths: Sequence[Path]) -> SeedBatch:
     """Parse one batch of seed files."""
@@ -130,63 +87,11 @@ def fetch_fulltexts(
     papers: Sequence[PaperRecord],
     stored: Mapping[str, StoredPaper],
     mode: Mode,
-    settings: Settings,
-    store: RawStore,
-    limiter: PerHostRateLimiter,
-    progress: FetchProgress,
-    papers_before: int,
+    ctx: FetchContext,
+    force: bool,
 ) -> FetchedBatch:
     """Fetch the full texts this batch needs, politely; every failure is a state, not a raise."""
-    now = dt.datetime.now(dt.UTC)
-    freshness = dt.timedelta(hours=settings.freshness_hours)
-    plan = plan_fetches(papers, stored, mode, now, freshness, store.has)
-    if not plan.requests:
-        progress.papers_done(papers_before + len(papers))
-        return FetchedBatch(plan.kept, ())
-    hosts = sorted({host_of(r.url) for r in plan.requests} - {""})
-    policy = FetchPolicy.from_settings(settings, seed_hosts=hosts)
-    get_run_logger().info(
-        "fetching %d full texts from %s (%d kept from earlier runs)",
-        len(plan.requests), ", ".join(hosts) or "-", len(plan.kept),
-    )  # fmt: skip
-    on_progress = progress.batch(papers_before, len(papers))
-    with (
-        host_slots(hosts, settings.fetch_host_slots),
-        Fetcher(policy, store, limiter=limiter) as fetcher,
-    ):
-        results = fetcher.fetch_many(plan.requests, on_progress=on_progress)
-    states = dict(plan.kept)
-    for result in results:
-        states[result.paper_id] = state_after_fetch(result, stored.get(result.paper_id), now)
-    return FetchedBatch(states, tuple(results))
-
-
-@contextmanager
-def host_slots(hosts: Sequence[str], slots: int) -> Iterator[None]:
-    """Hold one slot of each host's Prefect global concurrency limit while fetching from it.
-
-    The limit (`tomeflow-fetch-<host>`, created with `slots` slots when missing; an operator
-    may change it in the UI) bounds how many batches of all runs and workers fetch from one
-    host at once, so the per-host rate of one process is the rate the host sees.
-    """
-    names = [f"{FETCH_LIMIT_PREFIX}{h}" for h in hosts]
-    if not names:
-        yield
-        return
-    with get_client(sync_client=True) as client:
-        for name in names:
-            try:
-                client.read_global_concurrency_limit_by_name(name)
-            except ObjectNotFound:
-                from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-
-                with suppress(ObjectAlreadyExists):  # another run made it first
-                    client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(name=name, limit=slots)
-                    )
-    # a crashed run holds its slot until the lease lapses: a minute, not the default five
-    with concurrency(names, occupy=1, lease_duration=60, strict=True):
-        yield
+    return fetch_batch(papers, stored, mode, ctx, force=force)
 
 
 @task(name="assemble-papers", cache_policy=NONE)
@@ -194,11 +99,10 @@ def assemble(
     papers: Sequence[PaperRecord],
     fetched: FetchedBatch,
     stored: Mapping[str, StoredPaper],
-    store: RawStore,
     force: bool,
 ) -> tuple[list[PaperLoad], list[QuarantineRow]]:
     """Parse full texts, normalise entities and count mentions for the papers that changed."""
-    return assemble_batch(papers, fetched.states, stored, store, force=force)
+    return assemble_batch(papers, fetched, stored, force=force)
 
 
 @task(name="validate-batch", cache_policy=NONE)
@@ -239,11 +143,10 @@ def record_refused_batch(
 def validate_tables(
     gate: QualityGate,
     loader: PostgresLoader,
-    url: str,
     run_id: uuid.UUID,
     expected: Mapping[str, int],
 ) -> QualityReport:
     """The after-load checkpoint on the PostgreSQL tables; its results go to ops.dq_results."""
-    result = gate.validate_tables(url, run_id, 0, expected)
+    result = gate.validate_tables(loader.url, run_id, 0, expected)
     loader.record_dq_results(run_id, result.outcomes)
     return result

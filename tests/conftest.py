@@ -15,7 +15,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from flows.migrate import upgrade
+from flows.load.migrate import upgrade
 from flows.settings import PROJECT_ROOT, get_settings
 
 pytest_plugins = ["tests.http_server"]
@@ -40,7 +40,7 @@ def pg_server_url() -> str:
         return explicit
     if _answers(CI_DATABASE):
         return CI_DATABASE
-    from flows.db import embedded_database_url
+    from flows.load.db import embedded_database_url
 
     return embedded_database_url(PROJECT_ROOT / ".tomeflow" / "test-pgdata", "postgres")
 

@@ -7,6 +7,10 @@ from typing import Any
 
 import psycopg
 
+from flows.assemble import assemble_paper
+from flows.fetch.rawstore import RawStore
+from flows.fetch.stage import read_bodies
+from flows.records import FulltextState, PaperLoad, PaperRecord, QuarantineRow, StoredPaper
 from flows.settings import PROJECT_ROOT
 
 REAL_SEED = PROJECT_ROOT / "seeds" / "PMC12809390.md"
@@ -63,3 +67,16 @@ def write_seed(folder: Path, name: str, text: str, base_url: str) -> Path:
     path = folder / name
     path.write_text(text.replace(PUBLISHER, base_url), encoding="utf-8")
     return path
+
+
+def assemble_from_store(
+    paper: PaperRecord,
+    state: FulltextState,
+    before: StoredPaper | None,
+    store: RawStore,
+    force: bool = False,
+) -> tuple[PaperLoad, list[QuarantineRow]]:
+    """One paper through the fetch stage's body reading and assemble, as a batch takes it."""
+    stored = {} if before is None else {paper.paper_id: before}
+    bodies, unreadable = read_bodies([paper], {paper.paper_id: state}, stored, store, force)
+    return assemble_paper(paper, state, before, bodies, unreadable, force)

@@ -58,6 +58,6 @@ def test_db_url_masks_the_password(
     ],
 )
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
-    from flows.db import masked
+    from flows.load.db import masked
 
     assert masked(url) == shown

@@ -15,7 +15,6 @@ from flows.entities import (
     Curie,
     EntityProblem,
     IdentifierError,
-    NormalisedEntity,
     entity_type_of,
     looks_like_symbol,
     namespace_for,
@@ -23,7 +22,8 @@ from flows.entities import (
     preferred_name,
     to_curie,
 )
-from flows.seeds import EntityRef, Listing, read_seed
+from flows.records import EntityRef, Listing, NormalisedEntity
+from flows.seeds import read_seed
 
 SEED = Path(__file__).resolve().parents[1] / "seeds" / "PMC12809390.md"
 

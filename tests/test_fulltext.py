@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.fulltext import Caption, FullText, Reference, Section, count_words, parse_fulltext
+from flows.fulltext import count_words, parse_fulltext
+from flows.records import Caption, FullText, Reference, Section
 
 FIXTURES = Path(__file__).parent / "data" / "fulltext"
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.entities import NormalisedEntity
 from flows.mentions import MatchTarget, Mention, MentionMatcher, targets_from
+from flows.records import NormalisedEntity
 
 HYPHENS = ["-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2212"]
 

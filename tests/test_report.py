@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from flows.load import RunCounts
-from flows.quality import ExpectationOutcome
-from flows.quarantine import QuarantineRow
+from flows.load.runlog import RunCounts
+from flows.records import ExpectationOutcome, QuarantineRow
 from flows.report import DataQuality, StageTimes, summarise
 
 

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flows.records import EntityRef, PaperRecord
 from flows.seeds import (
-    EntityRef,
-    PaperRecord,
     SeedParseError,
     discover_seeds,
     drop_duplicate_ids,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
-from flows.db import database_url, sqlalchemy_url
+from flows.load.db import database_url, sqlalchemy_url
 from flows.settings import get_settings
 
 config = context.config

@@ -14,59 +14,33 @@ A run reads every seed; what it does with a paper's full text depends on the run
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
 
-from flows.fetch import FetchRequest, FetchResult
-from flows.seeds import PaperRecord
-
-Mode = Literal["incremental", "full_refresh", "offline"]
-FulltextStatus = Literal[
-    "fetched", "not_modified", "not_found", "too_large", "bad_content", "failed", "no_url"
-]
-STATUSES: frozenset[str] = frozenset(get_args(FulltextStatus))
-GOOD_STATUSES = frozenset({"fetched", "not_modified"})
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPaper:
-    """What the database holds about a paper from earlier runs."""
-
-    paper_id: str
-    source_sha256: str | None  # the seed's sha256; None when only the raw layer knows the paper
-    content_sha256: str | None
-    fulltext_url: str | None
-    fulltext_status: str | None
-    fulltext_sha256: str | None
-    fulltext_etag: str | None
-    fulltext_last_modified: str | None
-    fulltext_fetched_at: dt.datetime | None
-    fulltext_checked_at: dt.datetime | None = None
-    fulltext_error: str | None = None
+from flows.records import (
+    GOOD_STATUSES,
+    NEVER_REQUESTED,
+    NO_URL,
+    STATUSES,
+    FetchRequest,
+    FetchResult,
+    FulltextState,
+    Mode,
+    PaperRecord,
+    StoredPaper,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class FulltextState:
-    """A paper's full text after this run: its status, and the body in use (if any)."""
-
-    status: str | None  # a FulltextStatus; None: never requested
-    sha256: str | None  # the body in use, in the raw store; kept from before when a fetch fails
-    etag: str | None
-    last_modified: str | None
-    fetched_at: dt.datetime | None  # when the body in use was fetched or confirmed
-    checked_at: dt.datetime | None  # when it was last requested
-    error: str | None  # why the last request failed
-    requested: bool  # whether this run asked the server
-
-    @property
-    def failed(self) -> bool:
-        """True when this run asked for the full text and did not get it."""
-        return self.requested and self.status not in GOOD_STATUSES
+def content_hash(seed_sha256: str, fulltext_sha256: str | None) -> str:
+    """One hash over every input a paper's rows derive from: the seed and the body in use."""
+    return hashlib.sha256(f"{seed_sha256}|{fulltext_sha256 or ''}".encode()).hexdigest()
 
 
-NEVER_REQUESTED = FulltextState(None, None, None, None, None, None, None, False)
-NO_URL = FulltextState("no_url", None, None, None, None, None, None, False)
+def needs_reading(paper: PaperRecord, state: FulltextState, before: StoredPaper | None) -> bool:
+    """Whether a paper's inputs differ from what is loaded, so its content must be read."""
+    digest = content_hash(paper.seed_sha256, state.sha256)
+    return before is None or before.content_sha256 != digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import load as load_module
 from flows.ingest import ingest
+from flows.load import entities as load_entities
 from tests.helpers import REAL_FULLTEXT, REAL_SEED, query, snapshot, write_seed
 from tests.http_server import ScriptedHTTPServer, markdown
 
@@ -197,7 +197,7 @@ def test_failure_inside_a_load_leaves_no_half_loaded_paper(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("killed midway")
 
-    monkeypatch.setattr(load_module, "_refresh_aliases", explode)
+    monkeypatch.setattr(load_entities, "refresh_aliases", explode)
     with pytest.raises(RuntimeError, match="killed midway"):
         ingest(seeds=str(seeds))
     for table in ("core.papers", "core.paper_authors", "core.paper_entities", "core.entities"):

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.papers import PaperLoad, assemble_paper
-from flows.plan import FulltextState
-from flows.quality import FRAME_DTYPES, RowFailure
-from flows.rawstore import RawStore
+from flows.fetch.rawstore import RawStore
+from flows.quality.frames import FRAME_DTYPES, batch_frames
+from flows.quality.results import RowFailure
+from flows.quality.verdict import apply_row_failures
+from flows.records import Author, FulltextState, PaperLoad
 from flows.seeds import parse_summary
-from flows.validate import apply_row_failures, batch_frames
 from tests.helpers import REAL_FULLTEXT, REAL_SEED
+from tests.helpers import assemble_from_store as assemble_paper
 
 NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
 PMC = "PMC12809390"
@@ -70,7 +71,7 @@ def test_a_failed_paper_row_leaves_out_the_whole_paper(load: PaperLoad) -> None:
 def test_a_failed_author_keeps_the_others_in_their_places(load: PaperLoad) -> None:
     (kept,), rejected = apply_row_failures([load], [failure("authors", 2)])
     assert kept.content is not None
-    assert kept.content.authors == ((1, "Ann One"), (3, "Cy Three"))
+    assert kept.content.authors == (Author(1, "Ann One"), Author(3, "Cy Three"))
     assert [r.rejected_whole for r in rejected] == [False]
 
 

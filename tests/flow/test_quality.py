@@ -9,7 +9,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.ingest import DataQualityError, ingest
-from flows.quality import SUITES_DIR
+from flows.quality.suites import SUITES_DIR
 from flows.settings import get_settings
 from tests.helpers import REAL_FULLTEXT, REAL_SEED, query, snapshot, write_seed
 from tests.http_server import ScriptedHTTPServer, markdown

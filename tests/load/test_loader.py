@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.load import PostgresLoader
-from flows.papers import PaperLoad, assemble_paper
-from flows.plan import FulltextState
-from flows.rawstore import RawStore
+from flows.fetch.rawstore import RawStore
+from flows.load.loader import PostgresLoader
+from flows.records import FulltextState, PaperLoad
 from flows.seeds import parse_summary
 from tests.helpers import CORE_TABLES, REAL_FULLTEXT, REAL_SEED, query, snapshot
+from tests.helpers import assemble_from_store as assemble_paper
 
 NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
 

@@ -1,56 +1,40 @@
-"""PaperRecord + full-text state -> PaperLoad: everything the loader writes for one paper.
+"""PaperRecord + full-text state and body -> PaperLoad: everything the loader writes for one paper.
 
-This stage reads a paper's stored full-text body, parses it into sections and references,
-normalises the listed entities to CURIEs and counts their mentions. A paper whose inputs (the
-seed and the body in use) hash to what is already loaded is not re-read at all: it becomes a
-PaperLoad without content, and only its full-text state is written.
+This stage parses a paper's full text into sections and references, normalises the listed
+entities to CURIEs, names them and counts their mentions. A paper whose inputs (the seed and
+the body in use) hash to what is already loaded is not re-read at all: it becomes a PaperLoad
+without content, and only its full-text state is written. Bodies come from the fetch stage;
+this stage never opens the raw store.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from flows.entities import NormalisedEntity, normalise_entities
-from flows.fulltext import FullText, parse_fulltext
-from flows.mentions import Mention, MentionMatcher, targets_from
-from flows.plan import FulltextState, StoredPaper
-from flows.quarantine import QuarantineRow
-from flows.rawstore import RawBodyCorrupt, RawBodyMissing, RawStore
-from flows.seeds import PaperRecord
-
-
-@dataclass(frozen=True, slots=True)
-class PaperContent:
-    """What a paper's rows are made of: its authors, entities, full text and mentions."""
-
-    authors: tuple[tuple[int, str], ...]  # (1-based position, name)
-    entities: tuple[NormalisedEntity, ...]
-    fulltext: FullText | None
-    mentions: tuple[Mention, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PaperLoad:
-    """Everything loaded for one paper: the loader's input record."""
-
-    paper: PaperRecord
-    fulltext_state: FulltextState
-    content_sha256: str  # over every input the rows derive from; equal means unchanged
-    content: PaperContent | None  # None: known unchanged, not re-read; only the state is written
-
-
-def content_hash(seed_sha256: str, fulltext_sha256: str | None) -> str:
-    """One hash over every input a paper's rows derive from: the seed and the body in use."""
-    return hashlib.sha256(f"{seed_sha256}|{fulltext_sha256 or ''}".encode()).hexdigest()
+from flows.entities import entity_names, normalise_entities
+from flows.fetch.plan import content_hash
+from flows.fulltext import parse_fulltext
+from flows.mentions import MentionMatcher, targets_from
+from flows.records import (
+    Author,
+    FetchedBatch,
+    FullText,
+    FulltextState,
+    KeyFinding,
+    Mention,
+    PaperContent,
+    PaperLoad,
+    PaperRecord,
+    QuarantineRow,
+    StoredPaper,
+)
 
 
 def assemble_batch(
     papers: Sequence[PaperRecord],
-    states: Mapping[str, FulltextState],
+    fetched: FetchedBatch,
     stored: Mapping[str, StoredPaper],
-    store: RawStore,
     *,
     force: bool = False,
 ) -> tuple[list[PaperLoad], list[QuarantineRow]]:
@@ -58,7 +42,7 @@ def assemble_batch(
     loads: list[PaperLoad] = []
     rejected: list[QuarantineRow] = []
     for paper in papers:
-        state = states[paper.paper_id]
+        state = fetched.states[paper.paper_id]
         if state.failed and paper.fulltext_url:
             rejected.append(
                 QuarantineRow(
@@ -70,7 +54,9 @@ def assemble_batch(
                     payload={"kept_earlier_body": state.sha256},
                 )
             )
-        load, problems = assemble_paper(paper, state, stored.get(paper.paper_id), store, force)
+        load, problems = assemble_paper(
+            paper, state, stored.get(paper.paper_id), fetched.bodies, fetched.unreadable, force
+        )
         loads.append(load)
         rejected.extend(problems)
     return loads, rejected
@@ -80,7 +66,8 @@ def assemble_paper(
     paper: PaperRecord,
     state: FulltextState,
     before: StoredPaper | None,
-    store: RawStore,
+    bodies: Mapping[str, bytes],
+    unreadable: Mapping[str, str] | None = None,
     force: bool = False,
 ) -> tuple[PaperLoad, list[QuarantineRow]]:
     """One paper's PaperLoad, and what could not be read of it."""
@@ -104,10 +91,17 @@ def assemble_paper(
     )
     fulltext: FullText | None = None
     if state.sha256 is not None:
-        try:
-            fulltext = parse_fulltext(store.get(state.sha256).decode("utf-8"))
-        except (RawBodyMissing, RawBodyCorrupt, UnicodeDecodeError) as exc:
-            reason = f"stored full text {state.sha256} unusable: {type(exc).__name__}: {exc}"
+        problem = (unreadable or {}).get(state.sha256)
+        body = bodies.get(state.sha256)
+        if problem is None and body is None:
+            problem = f"RawBodyMissing: '{state.sha256}'"
+        if problem is None and body is not None:
+            try:
+                fulltext = parse_fulltext(body.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                problem = f"UnicodeDecodeError: {exc}"
+        if problem is not None:
+            reason = f"stored full text {state.sha256} unusable: {problem}"
             rejected.append(
                 QuarantineRow(
                     paper.fulltext_url or paper.seed_path, "fulltext", reason, False, paper.paper_id
@@ -120,6 +114,12 @@ def assemble_paper(
     if fulltext is not None and entities:
         matcher = MentionMatcher.for_entities(targets_from(entities))
         mentions = tuple(matcher.count_mentions((s.ordinal, s.text) for s in fulltext.sections))
-    authors = tuple(enumerate(paper.authors, 1))
-    content = PaperContent(authors, tuple(entities), fulltext, mentions)
+    content = PaperContent(
+        authors=tuple(Author(n, name) for n, name in enumerate(paper.authors, 1)),
+        entities=tuple(entities),
+        fulltext=fulltext,
+        mentions=mentions,
+        names=entity_names(entities),
+        key_findings=tuple(KeyFinding(n, f) for n, f in enumerate(paper.key_findings, 1)),
+    )
     return PaperLoad(paper, state, digest, content), rejected

@@ -16,20 +16,13 @@ import pandas as pd
 import psycopg
 import pytest
 
-from flows.quality import (
-    BEFORE_LOAD_SUITES,
-    SUITES_DIR,
-    ExpectationOutcome,
-    QualityGate,
-    QualityGateError,
-    QualityReport,
-    SuiteError,
-    batch_frame,
-    curie_regex,
-    render_suites,
-)
+from flows.quality.frames import batch_frame
+from flows.quality.gate import QualityGate
+from flows.quality.results import QualityGateError, QualityReport, SuiteError
+from flows.quality.suites import BEFORE_LOAD_SUITES, SUITES_DIR, curie_regex, render_suites
+from flows.records import ExpectationOutcome
 
-DATA = Path(__file__).parent / "data" / "quality"
+DATA = Path(__file__).parents[1] / "data" / "quality"
 SHA = "ab" * 32
 SOCKET_DIR = Path("/var/run/postgresql")
 

@@ -1,4 +1,4 @@
-"""Seed record + full-text state -> PaperLoad (flows/papers.py)."""
+"""Seed record + full-text state and body -> PaperLoad (flows/assemble.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.papers import assemble_batch, assemble_paper, content_hash
-from flows.plan import FulltextState, StoredPaper
-from flows.rawstore import RawStore
+from flows.assemble import assemble_batch
+from flows.fetch.plan import content_hash
+from flows.fetch.rawstore import RawStore
+from flows.fetch.stage import read_bodies
+from flows.records import Author, FetchedBatch, FulltextState, StoredPaper
 from flows.seeds import parse_summary
 from tests.helpers import REAL_FULLTEXT, REAL_SEED
+from tests.helpers import assemble_from_store as assemble_paper
 
 NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
 PAPER = parse_summary(REAL_SEED.read_bytes(), "seeds/PMC12809390.md")
@@ -37,7 +40,7 @@ def test_a_paper_with_its_full_text(store: RawStore) -> None:
     load, rejected = assemble_paper(PAPER, fetched(sha), None, store)
     assert rejected == [] and load.content is not None
     assert load.content_sha256 == content_hash(PAPER.seed_sha256, sha)
-    assert load.content.authors == ((1, "Enis Kostallari"),)
+    assert load.content.authors == (Author(1, "Enis Kostallari"),)
     assert len(load.content.entities) == 10
     assert load.content.fulltext is not None and len(load.content.fulltext.references) == 14
     assert {m.curie for m in load.content.mentions} >= {"NCBIGene:3630", "MESH:D008103"}
@@ -84,7 +87,9 @@ def test_a_failed_fetch_and_a_bad_identifier_are_quarantined_not_raised(store: R
         ),
     )
     state = FulltextState("not_found", None, None, None, None, NOW, "NotFound: HTTP 404", True)
-    loads, rejected = assemble_batch([broken], {PAPER.paper_id: state}, {}, store)
+    states = {PAPER.paper_id: state}
+    bodies, unreadable = read_bodies([broken], states, {}, store, force=False)
+    loads, rejected = assemble_batch([broken], FetchedBatch(states, (), bodies, unreadable), {})
     assert [(r.stage, r.document) for r in rejected] == [
         ("fetch", PAPER.fulltext_url),
         ("normalise", "seeds/PMC12809390.md"),

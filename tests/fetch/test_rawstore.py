@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.rawstore import RawBodyCorrupt, RawBodyMissing, RawStore
+from flows.fetch.rawstore import RawBodyCorrupt, RawBodyMissing, RawStore
 
 BODY = "# Ένα άρθρο\n\nFull text of a paper.\n".encode()
 SHA = hashlib.sha256(BODY).hexdigest()

@@ -15,15 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.fetch import (
-    Fetcher,
-    FetchPolicy,
-    FetchRequest,
-    FetchResult,
-    PerHostRateLimiter,
-    looks_like_html,
-)
-from flows.rawstore import RawStore
+from flows.fetch.client import Fetcher, looks_like_html
+from flows.fetch.limits import PerHostRateLimiter
+from flows.fetch.policy import FetchPolicy
+from flows.fetch.rawstore import RawStore
+from flows.records import FetchRequest, FetchResult
 from flows.settings import Settings
 from tests.http_server import Reply, ScriptedHTTPServer, markdown, redirect, serve, status
 

@@ -14,11 +14,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-import pandas as pd
-
-from flows.papers import PaperContent, PaperLoad
-from flows.quality import BEFORE_LOAD_SUITES, QualityGate, QualityReport, RowFailure, batch_frame
-from flows.quarantine import QuarantineRow
+from flows.entities import entity_names
+from flows.quality.frames import batch_frames
+from flows.quality.gate import QualityGate
+from flows.quality.results import QualityReport, RowFailure
+from flows.records import PaperContent, PaperLoad, QuarantineRow
 
 Key = tuple[str, ...]
 
@@ -46,67 +46,6 @@ class BatchVerdict:
             f"{self.failure_share:.0%} of {self.rows_checked} rows failed quality checks: "
             + ", ".join(failed)
         )
-
-
-def batch_frames(loads: Iterable[PaperLoad]) -> dict[str, pd.DataFrame]:
-    """The frames the before-load suites validate, from the papers whose rows will be written."""
-    rows: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for load in loads:
-        if load.content is None:
-            continue
-        p, c = load.paper, load.content
-        refs = len(c.fulltext.references) if c.fulltext is not None else None
-        gap = None if refs is None or p.stated_reference_count is None else (
-            abs(p.stated_reference_count - refs)
-        )  # fmt: skip
-        rows["papers"].append(
-            {
-                "paper_id": p.paper_id,
-                "source": p.source,
-                "title": p.title,
-                "doi": p.doi,
-                "published_on": p.published_on,
-                "tldr": p.tldr,
-                "abstract": p.abstract,
-                "stated_reference_count": p.stated_reference_count,
-                "parsed_reference_count": refs,
-                "reference_count_gap": gap,
-                "fulltext_status": load.fulltext_state.status,
-            }
-        )
-        rows["authors"].extend(
-            {"paper_id": p.paper_id, "position": pos, "name": name} for pos, name in c.authors
-        )
-        seen: set[str] = set()
-        for e in c.entities:
-            rows["paper_entities"].append(
-                {"paper_id": p.paper_id, "curie": e.curie, "listing": e.listing,
-                 "name_as_written": e.name_as_written}
-            )  # fmt: skip
-            if e.curie not in seen:
-                seen.add(e.curie)
-                prefix, local_id = e.curie.split(":", 1)
-                rows["entities"].append(
-                    {"paper_id": p.paper_id, "curie": e.curie, "prefix": prefix,
-                     "local_id": local_id, "entity_type": e.entity_type}
-                )  # fmt: skip
-        if c.fulltext is not None:
-            rows["sections"].extend(
-                {"paper_id": p.paper_id, "ordinal": s.ordinal, "heading": s.heading,
-                 "level": s.level, "text_length": len(s.text), "word_count": s.word_count}
-                for s in c.fulltext.sections
-            )  # fmt: skip
-            rows["references"].extend(
-                {"paper_id": p.paper_id, "ordinal": r.ordinal, "citation": r.citation,
-                 "doi": r.doi, "pmid": r.pmid, "pmcid": r.pmcid, "year": r.year}
-                for r in c.fulltext.references
-            )  # fmt: skip
-        rows["mentions"].extend(
-            {"paper_id": p.paper_id, "curie": m.curie, "section_ordinal": m.section_ordinal,
-             "mention_count": m.count, "first_offset": m.first_offset}
-            for m in c.mentions
-        )  # fmt: skip
-    return {kind: batch_frame(kind, rows[kind]) for kind in BEFORE_LOAD_SUITES}
 
 
 def check_batch(
@@ -189,5 +128,12 @@ def _without(paper_id: str, c: PaperContent, dropped: Mapping[str, set[Key]]) ->
         and m.section_ordinal in ordinals
         and not gone("mentions", m.curie, m.section_ordinal)
     )
-    authors = tuple((pos, name) for pos, name in c.authors if not gone("authors", pos))
-    return replace(c, authors=authors, entities=entities, fulltext=fulltext, mentions=mentions)
+    authors = tuple(a for a in c.authors if not gone("authors", a.position))
+    return replace(
+        c,
+        authors=authors,
+        entities=entities,
+        fulltext=fulltext,
+        mentions=mentions,
+        names=entity_names(entities),
+    )

@@ -18,8 +18,8 @@ from prefect.client.schemas.filters import (
 
 from bench.synth import SynthPaper, make_paper, write_seeds
 from flows.cli import main
+from flows.fetch.limits import FETCH_LIMIT_PREFIX
 from flows.ingest import ingest
-from flows.tasks import FETCH_LIMIT_PREFIX
 from tests.helpers import query
 from tests.http_server import ScriptedHTTPServer, markdown
 

@@ -7,15 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from flows.fetch import FetchRequest, FetchResult
-from flows.plan import (
+from flows.fetch.plan import plan_fetches, state_after_fetch
+from flows.records import (
     NEVER_REQUESTED,
     NO_URL,
+    FetchRequest,
+    FetchResult,
     FulltextState,
     Mode,
     StoredPaper,
-    plan_fetches,
-    state_after_fetch,
 )
 from flows.seeds import parse_summary
 from tests.helpers import REAL_SEED

@@ -1,16 +1,8 @@
-"""Data-quality gates: Great Expectations suites over each batch's frames and the loaded tables.
-
-Suites are data, one JSON file per record kind in `schemas/expectations/` (`papers.json`, ...)
-and one per after-load check (`tables.*.json`). Every expectation carries a policy in its meta:
-`quarantine` (a row that breaks it is rejected; it yields a `RowFailure` per row) or `warn`
-(recorded only). A suite's meta says which checkpoint runs it, the key columns that identify a
-row (before load) or the SQL query it is validated against (after load; `tables.run_rows` has
-`{counts}` in its query, filled with one row per table the caller names: the rows the run
-wrote, against the rows carrying its run id).
+"""The quality gate: Great Expectations over each batch's frames and over the loaded tables.
 
 One `QualityGate` holds one ephemeral GX context for its whole life, with its data sources,
 suites and validation definitions made once and reused for every batch: GX's fixed cost per
-validation, not the data, dominates the time a batch of 500 papers takes.
+validation, not the data, dominates the time a batch takes.
 """
 
 from __future__ import annotations
@@ -24,9 +16,9 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import great_expectations as gx
 import pandas as pd
@@ -35,299 +27,23 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning
 from great_expectations.util import convert_to_json_serializable
 
-from flows.db import sqlalchemy_url as to_sqlalchemy_url
-from flows.entities import CURIE_PATTERNS
-from flows.settings import PROJECT_ROOT
+from flows.load.db import sqlalchemy_url as to_sqlalchemy_url
+from flows.quality.frames import prepared
+from flows.quality.results import QualityGateError, QualityReport, RowFailure, SuiteError
+from flows.quality.suites import (
+    BEFORE_LOAD_SUITES,
+    DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE,
+    SUITES_DIR,
+    SuiteFile,
+    read_suites,
+    suite_parameters,
+)
+from flows.records import Checkpoint, ExpectationOutcome
 
 log = logging.getLogger(__name__)
 
-Checkpoint = Literal["before_load", "after_load"]
-
-SUITES_DIR = PROJECT_ROOT / "schemas" / "expectations"
-BEFORE_LOAD_SUITES = (
-    "papers",
-    "authors",
-    "entities",
-    "paper_entities",
-    "sections",
-    "references",
-    "mentions",
-)
-POLICIES: frozenset[str] = frozenset(("quarantine", "warn"))
-DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE = 3
-
-# the frames validate_batch expects: text columns hold str or None (pandas' default str dtype),
-# published_on holds datetime.date or None, integers are nullable Int64
-FRAME_DTYPES: Mapping[str, Mapping[str, str]] = {
-    "papers": {
-        "paper_id": "str",
-        "source": "str",
-        "title": "str",
-        "doi": "str",
-        "published_on": "object",
-        "tldr": "str",
-        "abstract": "str",
-        "stated_reference_count": "Int64",
-        "parsed_reference_count": "Int64",
-        "reference_count_gap": "Int64",
-        "fulltext_status": "str",
-    },
-    "authors": {"paper_id": "str", "position": "Int64", "name": "str"},
-    "entities": {
-        "paper_id": "str",
-        "curie": "str",
-        "prefix": "str",
-        "local_id": "str",
-        "entity_type": "str",
-    },
-    "paper_entities": {
-        "paper_id": "str",
-        "curie": "str",
-        "listing": "str",
-        "name_as_written": "str",
-    },
-    "sections": {
-        "paper_id": "str",
-        "ordinal": "Int64",
-        "heading": "str",
-        "level": "Int64",
-        "text_length": "Int64",
-        "word_count": "Int64",
-    },
-    "references": {
-        "paper_id": "str",
-        "ordinal": "Int64",
-        "citation": "str",
-        "doi": "str",
-        "pmid": "str",
-        "pmcid": "str",
-        "year": "Int64",
-    },
-    "mentions": {
-        "paper_id": "str",
-        "curie": "str",
-        "section_ordinal": "Int64",
-        "mention_count": "Int64",
-        "first_offset": "Int64",
-    },
-}
-
-# expectations whose regex is assembled from code carry this in their meta
-_REGEX_FROM_CURIE_PATTERNS = "flows.entities.CURIE_PATTERNS"
 # a table name from the caller goes into SQL text, so it must be a plain schema.table
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
-_MARKDOWN_OBSERVED_CHARS = 80
-
-
-class SuiteError(ValueError):
-    """A suite file that cannot be used as written."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
-class QualityGateError(RuntimeError):
-    """Input the gate cannot validate, or an expectation GX could not evaluate."""
-
-    def __init__(self, suite: str, reason: str) -> None:
-        super().__init__(f"{suite}: {reason}")
-        self.suite = suite
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectationOutcome:
-    """One expectation evaluated on one batch (before load) or on the tables (after load)."""
-
-    checkpoint: Checkpoint
-    batch: int
-    suite: str
-    expectation: str
-    column: str | None  # several columns are joined with commas
-    success: bool
-    observed_value: object  # json-able; up to 20 offending values for row-wise expectations
-    unexpected_count: int | None
-    unexpected_percent: float | None
-    element_count: int | None
-    policy: str
-
-
-@dataclass(frozen=True, slots=True)
-class RowFailure:
-    """One row that broke a quarantine expectation, with its key and the offending value."""
-
-    suite: str
-    paper_id: str  # "" when the row has no paper id
-    key: tuple[object, ...]  # the row's values of the suite's key columns, json-able
-    expectation: str
-    column: str | None
-    value: object  # json-able; a list for multi-column expectations
-
-
-@dataclass(frozen=True, slots=True)
-class QualityReport:
-    """Everything one checkpoint found."""
-
-    outcomes: tuple[ExpectationOutcome, ...]
-    row_failures: tuple[RowFailure, ...]
-
-    @property
-    def success(self) -> bool:
-        """True when every expectation held."""
-        return all(o.success for o in self.outcomes)
-
-    def failed_expectations(self) -> tuple[ExpectationOutcome, ...]:
-        """The outcomes of expectations that did not hold."""
-        return tuple(o for o in self.outcomes if not o.success)
-
-    def failed_papers(self) -> frozenset[str]:
-        """Papers with at least one row rejected by a quarantine expectation."""
-        return frozenset(f.paper_id for f in self.row_failures if f.paper_id)
-
-    def failure_share(self, total_rows: int) -> float:
-        """Share of total_rows rejected: distinct (suite, key) rows with a RowFailure."""
-        if total_rows <= 0:
-            return 0.0
-        return len({(f.suite, f.key) for f in self.row_failures}) / total_rows
-
-    def to_markdown(self) -> str:
-        """A Markdown table of the outcomes, for a Prefect markdown artifact."""
-        lines = [
-            "| suite | expectation | column | success | observed | unexpected | unexpected % |",
-            "| --- | --- | --- | --- | --- | ---: | ---: |",
-        ]
-        for o in self.outcomes:
-            percent = "" if o.unexpected_percent is None else f"{o.unexpected_percent:.2f}"
-            count = "" if o.unexpected_count is None else str(o.unexpected_count)
-            cells = (
-                o.suite,
-                o.expectation,
-                o.column or "",
-                "yes" if o.success else "**no**",
-                _short(o.observed_value),
-                count,
-                percent,
-            )
-            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-        return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True, slots=True)
-class SuiteFile:
-    """One suite file as read: its GX document and the gate's reading of its meta."""
-
-    name: str
-    path: Path
-    checkpoint: Checkpoint
-    key: tuple[str, ...]
-    query: str | None
-    run_counts: bool  # its query counts this run's rows per table: {counts} is filled in
-    document: Mapping[str, Any]
-
-    @property
-    def columns(self) -> frozenset[str]:
-        """Every column the suite's expectations read, and its key."""
-        names = set(self.key)
-        for expectation in self.document["expectations"]:
-            kwargs = expectation.get("kwargs", {})
-            if "column" in kwargs:
-                names.add(kwargs["column"])
-            names.update(kwargs.get("column_list", ()))
-        return frozenset(names)
-
-
-def curie_regex(patterns: Mapping[str, str] = CURIE_PATTERNS) -> str:
-    """One regex for a CURIE: known prefixes with their own local-id pattern, any other loosely."""
-    known = "|".join(
-        f"{re.escape(prefix)}:(?:{_unanchored(pattern)})" for prefix, pattern in patterns.items()
-    )
-    # an unknown prefix is lower case, sanitised (flows.entities._sanitise); the lookahead
-    # keeps a known prefix, however it is cased, from passing through the loose branch
-    prefixes = "|".join(re.escape(p) for p in patterns)
-    unknown = rf"(?!(?i:{prefixes}):)[a-z0-9][a-z0-9._]*:\S+"
-    return rf"^(?:{known}|{unknown})$"
-
-
-def _unanchored(pattern: str) -> str:
-    # groups become non-capturing: pandas warns on every str.contains with capture groups,
-    # once per batch and suite; none of the patterns uses a backreference
-    if re.search(r"\\\d", pattern):
-        raise ValueError(f"a backreference would break once groups are renumbered: {pattern}")
-    body = pattern.removeprefix("^").removesuffix("$")
-    return re.sub(r"(?<!\\)\((?!\?)", "(?:", body)
-
-
-def render_suites(suites_dir: Path = SUITES_DIR) -> dict[str, str]:
-    """The text every suite file should have: generated regexes filled in, canonical JSON."""
-    rendered = {}
-    for path in sorted(suites_dir.glob("*.json")):
-        document = json.loads(path.read_text(encoding="utf-8"))
-        for expectation in document.get("expectations", []):
-            if expectation.get("meta", {}).get("regex_from") == _REGEX_FROM_CURIE_PATTERNS:
-                expectation["kwargs"]["regex"] = curie_regex()
-        rendered[path.name] = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    return rendered
-
-
-def write_suites(suites_dir: Path = SUITES_DIR) -> list[Path]:
-    """Rewrite the suite files whose text differs from render_suites; returns those paths."""
-    written = []
-    for name, text in render_suites(suites_dir).items():
-        path = suites_dir / name
-        if path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    return written
-
-
-def read_suites(suites_dir: Path = SUITES_DIR) -> dict[str, SuiteFile]:
-    """Every suite file in suites_dir, checked for the fields the gate relies on."""
-    suites = {}
-    for path in sorted(suites_dir.glob("*.json")):
-        suite = _read_suite(path)
-        suites[suite.name] = suite
-    missing = [name for name in BEFORE_LOAD_SUITES if name not in suites]
-    if missing:
-        raise SuiteError(suites_dir, f"no suite file for {', '.join(missing)}")
-    return suites
-
-
-def _read_suite(path: Path) -> SuiteFile:
-    document = json.loads(path.read_text(encoding="utf-8"))
-    name = document.get("name")
-    if name != path.stem:
-        raise SuiteError(path, f"suite name {name!r} differs from the file name")
-    meta = document.get("meta", {})
-    checkpoint = meta.get("checkpoint")
-    if checkpoint not in ("before_load", "after_load"):
-        raise SuiteError(path, f"meta.checkpoint is {checkpoint!r}, not before_load/after_load")
-    expectations = document.get("expectations") or []
-    if not expectations:
-        raise SuiteError(path, "no expectations")
-    for position, expectation in enumerate(expectations, 1):
-        policy = expectation.get("meta", {}).get("policy")
-        if policy not in POLICIES:
-            allowed = ", ".join(sorted(POLICIES))
-            raise SuiteError(path, f"expectation {position}: policy {policy!r} not in {allowed}")
-        if expectation.get("kwargs", {}).get("regex") == "":
-            raise SuiteError(path, f"expectation {position}: empty regex; run render_suites")
-    key = tuple(meta.get("key", ()))
-    query = meta.get("query")
-    if checkpoint == "before_load" and (not key or key[0] != "paper_id"):
-        raise SuiteError(path, "a before_load suite needs meta.key starting with paper_id")
-    if checkpoint == "after_load" and not query:
-        raise SuiteError(path, "an after_load suite needs meta.query")
-    return SuiteFile(
-        name=name,
-        path=path,
-        checkpoint=checkpoint,
-        key=key,
-        query=query,
-        run_counts=bool(meta.get("run_counts", False)),
-        document=document,
-    )
 
 
 def _gx_suite(suite: SuiteFile, name: str | None = None) -> gx.ExpectationSuite:
@@ -342,22 +58,6 @@ def _gx_suite(suite: SuiteFile, name: str | None = None) -> gx.ExpectationSuite:
     if len(built.expectations) != len(document["expectations"]):
         raise SuiteError(suite.path, "Great Expectations rejected an expectation (see its log)")
     return built
-
-
-def suite_parameters(today: dt.date, reference_count_gap_tolerance: int) -> dict[str, Any]:
-    """Values for the suites' $PARAMETER placeholders, computed when a batch is validated."""
-    return {
-        "latest_published_on": dt.date(today.year + 1, 12, 31).isoformat(),
-        "latest_year": today.year + 1,
-        "reference_count_gap_tolerance": reference_count_gap_tolerance,
-    }
-
-
-def batch_frame(kind: str, rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
-    """A frame of one record kind with the columns and dtypes validate_batch expects."""
-    dtypes = FRAME_DTYPES[kind]
-    frame = pd.DataFrame(list(rows), columns=list(dtypes))
-    return frame.astype(dict(dtypes))
 
 
 class QualityGate:
@@ -429,7 +129,7 @@ class QualityGate:
         started = time.perf_counter()
         for name in BEFORE_LOAD_SUITES:
             suite = self._suites[name]
-            frame = _prepared(name, frames[name], suite.columns)
+            frame = prepared(name, frames[name], suite.columns)
             validation = self._before_load[name]
             # a first pass asks only whether each expectation held, which costs GX about half
             # of a full pass; only a suite that failed is run again for counts and rows
@@ -573,30 +273,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _prepared(name: str, frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
-    missing = sorted(set(columns) - set(frame.columns))
-    if missing and len(frame):
-        raise QualityGateError(name, f"frame lacks columns {missing}")
-    if missing:
-        # an empty batch may come without columns; the suite still needs them to exist
-        frame = frame.reindex(columns=[*frame.columns, *missing])
-    if frame.index.names != [None] or not frame.index.is_unique:
-        # GX reads a named index instead of our key columns, and a repeated label breaks its
-        # row lookup; failing rows are identified by their key columns anyway
-        frame = frame.reset_index(drop=True)
-    datetimes = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
-    if datetimes:
-        # GX coerces ISO bounds to datetime.date, which a pandas Timestamp will not compare with
-        frame = frame.copy()
-        for column in datetimes:
-            frame[column] = pd.Series(
-                [None if pd.isna(v) else v.date() for v in frame[column]],
-                index=frame.index,
-                dtype=object,
-            )
-    return frame
-
-
 def _in_suite_order(results: Iterable[Any], suite: gx.ExpectationSuite) -> list[Any]:
     # GX returns results grouped by metric, not in the order the suite lists them
     order = {e.id: i for i, e in enumerate(suite.expectations)}
@@ -702,21 +378,3 @@ def _optional_int(value: object) -> int | None:
 
 def _optional_float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
-
-
-def _short(value: object) -> str:
-    text = "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) > _MARKDOWN_OBSERVED_CHARS:
-        return text[: _MARKDOWN_OBSERVED_CHARS - 1] + "…"
-    return text
-
-
-def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-if __name__ == "__main__":
-    # `python -m flows.quality` refreshes the generated parts of the suite files
-    logging.basicConfig(level=logging.INFO)
-    for changed in write_suites():
-        log.info("rewrote %s", changed)

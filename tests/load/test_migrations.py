@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.migrate import downgrade, upgrade
+from flows.load.migrate import downgrade, upgrade
 from tests.helpers import query
 
 

@@ -1,0 +1,43 @@
+"""The run's fetch progress: one Prefect progress artifact, moved along as batches fetch."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+
+class FetchProgress:
+    """One progress artifact per run, moved along as batches fetch."""
+
+    def __init__(self, total_papers: int) -> None:
+        self._total = max(total_papers, 1)
+        self._artifact_id: uuid.UUID | None = None
+        self._shown = -1.0
+        self._last = -math.inf  # the first update always shows
+
+    def batch(self, papers_before: int, batch_papers: int) -> Callable[[int, int], None]:
+        """A callback for Fetcher.fetch_many covering one batch of the run."""
+
+        def on_progress(done: int, total: int) -> None:
+            self.papers_done(papers_before + batch_papers * done / total)
+
+        return on_progress
+
+    def papers_done(self, papers: float) -> None:
+        """Show this many papers of the run as done; updates at most twice a second."""
+        percent = 100.0 * papers / self._total
+        now = time.monotonic()
+        if percent < 100 and (percent - self._shown < 1 or now - self._last < 0.5):
+            return
+        self._shown, self._last = percent, now
+        if self._artifact_id is None:
+            created = create_progress_artifact(
+                percent, key="ingest-fetch-progress", description="full texts fetched"
+            )
+            self._artifact_id = created if isinstance(created, uuid.UUID) else None
+        else:
+            update_progress_artifact(self._artifact_id, percent)

@@ -1,0 +1,95 @@
+"""fetch_batch: one batch's full texts through plan -> fetch -> states, with the bodies in use.
+
+Every failure is a state, never a raise. The bodies the assemble stage will read (papers whose
+inputs changed, or all of them on a full refresh) are handed on with the states: what was
+fetched comes straight from memory, what was kept is read once from the raw store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from flows.fetch.client import Fetcher
+from flows.fetch.guard import host_of
+from flows.fetch.limits import PerHostRateLimiter, host_slots
+from flows.fetch.plan import needs_reading, plan_fetches, state_after_fetch
+from flows.fetch.policy import FetchPolicy
+from flows.fetch.progress import FetchProgress
+from flows.fetch.rawstore import RawBodyCorrupt, RawBodyMissing, RawStore
+from flows.records import FetchedBatch, FetchResult, FulltextState, Mode, PaperRecord, StoredPaper
+from flows.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchContext:
+    """What fetching needs beyond the batch: settings, the store, limits and progress."""
+
+    settings: Settings
+    store: RawStore
+    limiter: PerHostRateLimiter
+    progress: FetchProgress
+    papers_before: int = 0  # papers of the run in earlier batches, for the progress bar
+
+
+def fetch_batch(
+    papers: Sequence[PaperRecord],
+    stored: Mapping[str, StoredPaper],
+    mode: Mode,
+    ctx: FetchContext,
+    *,
+    force: bool = False,
+) -> FetchedBatch:
+    """Fetch the full texts this batch needs, politely, and hand on the bodies in use."""
+    now = dt.datetime.now(dt.UTC)
+    freshness = dt.timedelta(hours=ctx.settings.freshness_hours)
+    plan = plan_fetches(papers, stored, mode, now, freshness, ctx.store.has)
+    states: dict[str, FulltextState] = dict(plan.kept)
+    results: tuple[FetchResult, ...] = ()
+    if plan.requests:
+        hosts = sorted({host_of(r.url) for r in plan.requests} - {""})
+        policy = FetchPolicy.from_settings(ctx.settings, seed_hosts=hosts)
+        logger.info(
+            "fetching %d full texts from %s (%d kept from earlier runs)",
+            len(plan.requests), ", ".join(hosts) or "-", len(plan.kept),
+        )  # fmt: skip
+        on_progress = ctx.progress.batch(ctx.papers_before, len(papers))
+        with (
+            host_slots(hosts, ctx.settings.fetch_host_slots),
+            Fetcher(policy, ctx.store, limiter=ctx.limiter) as fetcher,
+        ):
+            results = tuple(fetcher.fetch_many(plan.requests, on_progress=on_progress))
+        for result in results:
+            states[result.paper_id] = state_after_fetch(result, stored.get(result.paper_id), now)
+    else:
+        ctx.progress.papers_done(ctx.papers_before + len(papers))
+    bodies, unreadable = read_bodies(papers, states, stored, ctx.store, force)
+    return FetchedBatch(states, results, bodies, unreadable)
+
+
+def read_bodies(
+    papers: Sequence[PaperRecord],
+    states: Mapping[str, FulltextState],
+    stored: Mapping[str, StoredPaper],
+    store: RawStore,
+    force: bool,
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The bodies of the papers assemble will read, and why any of them cannot be read."""
+    bodies: dict[str, bytes] = {}
+    unreadable: dict[str, str] = {}
+    for paper in papers:
+        state = states[paper.paper_id]
+        sha = state.sha256
+        if sha is None or sha in bodies or sha in unreadable:
+            continue
+        if not force and not needs_reading(paper, state, stored.get(paper.paper_id)):
+            continue
+        try:
+            bodies[sha] = store.get(sha)
+        except (RawBodyMissing, RawBodyCorrupt) as exc:
+            unreadable[sha] = f"{type(exc).__name__}: {exc}"
+    return bodies, unreadable

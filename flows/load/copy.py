@@ -1,0 +1,65 @@
+"""COPY and staging tables, with column lists and types taken from the table declarations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from flows.tables import Table
+
+
+def copy_rows(
+    cur: psycopg.Cursor[Any], target: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """COPY rows into target (schema.table or a temp table); returns the row count."""
+    statement = sql.SQL("copy {} ({}) from stdin").format(
+        sql.Identifier(*target.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    count = 0
+    with cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+    return count
+
+
+def copy_into(cur: psycopg.Cursor[Any], table: Table, rows: Iterable[Sequence[Any]]) -> int:
+    """COPY rows straight into a declared table."""
+    return copy_rows(cur, table.name, table.copy_columns, rows)
+
+
+def staging_name(table: Table) -> str:
+    """The temporary table a declared table is staged in: s_<table>."""
+    return table.staging or "s_" + table.name.split(".")[1]
+
+
+def stage(cur: psycopg.Cursor[Any], table: Table, rows: Iterable[Sequence[Any]]) -> int:
+    """COPY rows into a temporary copy of a declared table's written columns (s_<table>)."""
+    types = {c.name: c.type for c in table.columns}
+    types |= {"paper_id": "text", "run_id": "uuid", "source_sha256": "text"}
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in table.copy_columns
+    )
+    name = staging_name(table)
+    cur.execute(
+        sql.SQL("create temp table {} ({}) on commit drop").format(sql.Identifier(name), columns)
+    )
+    return copy_rows(cur, name, table.copy_columns, rows)
+
+
+def execute_each(cur: psycopg.Cursor[Any], statements: str, params: Mapping[str, Any]) -> None:
+    """Run ;-separated statements one by one (psycopg binds parameters one statement at a time)."""
+    for statement in filter(str.strip, statements.split(";\n")):
+        cur.execute(statement, params)
+
+
+def column_list(columns: Iterable[str], prefix: str = "") -> sql.Composable:
+    """`a, b, c` (or `p.a, p.b, p.c`) as SQL identifiers."""
+    if prefix:
+        return sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(sql.Identifier(prefix), sql.Identifier(c)) for c in columns
+        )
+    return sql.SQL(", ").join(map(sql.Identifier, columns))

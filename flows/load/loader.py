@@ -1,0 +1,163 @@
+"""PostgresLoader: the one door to PostgreSQL the flow is handed (run log, batch loads, counts)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from flows.load import entities, papers, runlog
+from flows.load.fulltext import copy_fulltext
+from flows.load.runlog import RunCounts
+from flows.records import (
+    ExpectationOutcome,
+    FetchResult,
+    LoadResult,
+    PaperLoad,
+    QuarantineRow,
+    StoredPaper,
+)
+
+# loads take this lock for their transaction, so concurrent runs (more workers, a Dask or Ray
+# task runner) serialise only the short write step and always see each other's committed rows
+LOAD_LOCK = 0x6C6F6164  # "load"
+
+
+class PostgresLoader:
+    """The one door to PostgreSQL for the pipeline: run log, batch loads, counts."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, application_name="tomeflow")
+
+    def start_run(self, run_id: uuid.UUID, flow_run_name: str | None, seeds: str) -> None:
+        """Record a run as started."""
+        with self._connect() as conn:
+            runlog.start_run(conn, run_id, flow_run_name, seeds)
+
+    def finish_run(
+        self, run_id: uuid.UUID, status: str, counts: RunCounts, message: str | None = None
+    ) -> None:
+        """Record a run's end, its status and counts."""
+        with self._connect() as conn:
+            runlog.finish_run(conn, run_id, status, counts, message)
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table, for the run summary."""
+        with self._connect() as conn:
+            return runlog.row_counts(conn)
+
+    def stored_papers(self, paper_ids: Sequence[str], raw_fallback: bool) -> dict[str, StoredPaper]:
+        """What is stored about these papers; with raw_fallback, papers only raw.fetches knows."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                """select paper_id, source_sha256, content_sha256, fulltext_url, fulltext_status,
+                          fulltext_sha256, fulltext_etag, fulltext_last_modified,
+                          fulltext_fetched_at, fulltext_checked_at, fulltext_error
+                   from core.papers where paper_id = any(%s)""",
+                (list(paper_ids),),
+            ).fetchall()
+            stored = {r[0]: StoredPaper(*r) for r in rows}
+            missing = [i for i in paper_ids if i not in stored]
+            if raw_fallback and missing:
+                # the last body fetched for a paper the tables do not hold (offline replay into
+                # a database whose core tables were emptied)
+                for paper_id, url, sha, etag, modified, at in conn.execute(
+                    """select distinct on (paper_id) paper_id, url, sha256, etag, last_modified,
+                              started_at
+                       from raw.fetches where paper_id = any(%s) and sha256 is not null
+                       order by paper_id, fetch_id desc""",
+                    (missing,),
+                ):
+                    stored[paper_id] = StoredPaper(
+                        paper_id, None, None, url, "fetched", sha, etag, modified, at, at, None
+                    )
+        return stored
+
+    def load_batch(
+        self,
+        run_id: uuid.UUID,
+        loads: Sequence[PaperLoad],
+        quarantine: Sequence[QuarantineRow] = (),
+        fetches: Sequence[FetchResult] = (),
+        dq: Sequence[ExpectationOutcome] = (),
+        *,
+        force: bool = False,
+    ) -> LoadResult:
+        """Load a batch in one transaction: new and changed papers replace their rows."""
+        with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK,))
+            stored = dict(
+                cur.execute(
+                    "select paper_id, content_sha256 from core.papers where paper_id = any(%s)",
+                    ([p.paper_id for p in loads],),
+                ).fetchall()
+            )
+            write = [
+                p
+                for p in loads
+                if p.content is not None and (force or stored.get(p.paper_id) != p.content_sha256)
+            ]
+            rows = write_papers(cur, run_id, write) if write else {}
+            written = {p.paper_id for p in write}
+            rest = [p for p in loads if p.paper_id not in written]
+            rows["core.papers"] = len(write) + papers.write_fulltext_states(cur, run_id, rest)
+            rows["raw.fetches"] = runlog.write_fetches(cur, run_id, fetches)
+            runlog.write_quarantine(cur, run_id, quarantine)
+            runlog.write_dq_results(cur, run_id, dq)
+        changed = [p.paper_id for p in write if stored.get(p.paper_id) != p.content_sha256]
+        return LoadResult(
+            new=tuple(i for i in changed if i not in stored),
+            updated=tuple(i for i in changed if i in stored),
+            unchanged=tuple(p.paper_id for p in loads if p.paper_id not in changed),
+            fetch_failed=tuple(p.paper_id for p in loads if p.fulltext_state.failed),
+            rows_written=rows,
+        )
+
+    def record_rejected_batch(
+        self,
+        run_id: uuid.UUID,
+        quarantine: Sequence[QuarantineRow],
+        fetches: Sequence[FetchResult] = (),
+        dq: Sequence[ExpectationOutcome] = (),
+    ) -> None:
+        """For a batch that loads nothing: its quarantine rows, fetch attempts and dq results."""
+        with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+            runlog.write_fetches(cur, run_id, fetches)
+            runlog.write_quarantine(cur, run_id, quarantine)
+            runlog.write_dq_results(cur, run_id, dq)
+
+    def record_dq_results(self, run_id: uuid.UUID, outcomes: Sequence[ExpectationOutcome]) -> None:
+        """One ops.dq_results row per evaluated expectation."""
+        with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+            runlog.write_dq_results(cur, run_id, outcomes)
+
+    def quarantine_for(self, run_id: uuid.UUID, limit: int) -> tuple[list[QuarantineRow], int]:
+        """The first `limit` quarantine rows a run wrote, and how many it wrote in all."""
+        with self._connect() as conn:
+            return runlog.quarantine_for(conn, run_id, limit)
+
+
+def write_papers(
+    cur: psycopg.Cursor[Any], run_id: uuid.UUID, loads: Sequence[PaperLoad]
+) -> dict[str, int]:
+    """Replace every row of these papers, step by step; returns rows written per table."""
+    ids = [p.paper_id for p in loads]
+    rows = papers.stage_summaries(cur, run_id, loads)
+    rows |= entities.stage_entities(cur, run_id, loads)
+    entities.remember_affected(cur, ids)
+    papers.remember_old_authors(cur, ids)
+    papers.delete_paper_rows(cur, ids)
+    papers.upsert_papers(cur, run_id)
+    papers.insert_summaries(cur, run_id)
+    entities.insert_entities(cur, run_id)
+    # the papers' old rows are gone and their entities are in: COPY straight into the tables
+    rows |= copy_fulltext(cur, run_id, loads)
+    entities.refresh_aliases(cur, run_id)
+    entities.prune_entities(cur)
+    papers.prune_authors(cur)
+    return rows

@@ -1,0 +1,134 @@
+"""The run log: ops.runs, and what each batch records whether or not it loads.
+
+raw.fetches (every HTTP attempt), ops.quarantine (every rejected document or part) and
+ops.dq_results (every expectation evaluated) are written in the batch's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from flows.load.copy import copy_into
+from flows.records import ExpectationOutcome, FetchResult, LoadResult, QuarantineRow
+from flows.tables import DQ_RESULTS, FETCHES, QUARANTINE, TABLE_NAMES
+
+
+@dataclass(slots=True)
+class RunCounts:
+    """Counts recorded on ops.runs."""
+
+    seen: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    dq_failed_expectations: int = 0
+    fetch_statuses: dict[str, int] = field(default_factory=dict)
+    rows_written: dict[str, int] = field(default_factory=dict)
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: LoadResult) -> None:
+        """Fold one batch's result into the run's counts."""
+        self.new += len(result.new)
+        self.updated += len(result.updated)
+        self.unchanged += len(result.unchanged)
+        self.failed += len(result.fetch_failed)
+        for table, rows in result.rows_written.items():
+            self.rows_written[table] = self.rows_written.get(table, 0) + rows
+
+
+def start_run(
+    conn: psycopg.Connection[Any], run_id: uuid.UUID, flow_run_name: str | None, seeds: str
+) -> None:
+    """Record a run as started."""
+    conn.execute(
+        "insert into ops.runs (run_id, flow_run_name, seeds) values (%s, %s, %s)"
+        " on conflict (run_id) do update set status = 'running', ended_at = null",
+        (run_id, flow_run_name, seeds),
+    )
+
+
+def finish_run(
+    conn: psycopg.Connection[Any],
+    run_id: uuid.UUID,
+    status: str,
+    counts: RunCounts,
+    message: str | None,
+) -> None:
+    """Record a run's end, its status and counts."""
+    conn.execute(
+        """update ops.runs set ended_at = now(), status = %s, papers_seen = %s,
+           papers_new = %s, papers_updated = %s, papers_unchanged = %s,
+           papers_failed = %s, papers_quarantined = %s, row_counts = %s, message = %s,
+           dq_failed_expectations = %s
+           where run_id = %s""",
+        (
+            status,
+            counts.seen,
+            counts.new,
+            counts.updated,
+            counts.unchanged,
+            counts.failed,
+            counts.quarantined,
+            json.dumps(counts.row_counts),
+            message,
+            counts.dq_failed_expectations,
+            run_id,
+        ),
+    )
+
+
+def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Rows per loaded table."""
+    counts = {}
+    for table in TABLE_NAMES:
+        query = sql.SQL("select count(*) from {}").format(sql.Identifier(*table.split(".")))
+        (counts[table],) = conn.execute(query).fetchone() or (0,)
+    return counts
+
+
+def write_fetches(
+    cur: psycopg.Cursor[Any], run_id: uuid.UUID, fetches: Sequence[FetchResult]
+) -> int:
+    """One raw.fetches row per attempt."""
+    attempts = (a for f in fetches for a in f.attempts)
+    return copy_into(cur, FETCHES, FETCHES.log_rows(attempts, run_id))
+
+
+def write_quarantine(
+    cur: psycopg.Cursor[Any], run_id: uuid.UUID, rows: Sequence[QuarantineRow]
+) -> int:
+    """One ops.quarantine row per rejected document or part."""
+    if not rows:
+        return 0
+    return copy_into(cur, QUARANTINE, QUARANTINE.log_rows(rows, run_id))
+
+
+def write_dq_results(
+    cur: psycopg.Cursor[Any], run_id: uuid.UUID, outcomes: Sequence[ExpectationOutcome]
+) -> int:
+    """One ops.dq_results row per evaluated expectation."""
+    return copy_into(cur, DQ_RESULTS, DQ_RESULTS.log_rows(outcomes, run_id))
+
+
+def quarantine_for(
+    conn: psycopg.Connection[Any], run_id: uuid.UUID, limit: int
+) -> tuple[list[QuarantineRow], int]:
+    """The first `limit` quarantine rows a run wrote, and how many it wrote in all."""
+    rows = conn.execute(
+        """select document, stage, reason, rejected_whole, paper_id, line, payload
+           from ops.quarantine where run_id = %s order by quarantine_id limit %s""",
+        (run_id, limit),
+    ).fetchall()
+    (total,) = conn.execute(
+        "select count(*) from ops.quarantine where run_id = %s", (run_id,)
+    ).fetchone() or (0,)
+    return [QuarantineRow(*row) for row in rows], int(total)

@@ -1,0 +1,88 @@
+"""The resources a run is handed, chosen in one place from the settings.
+
+`build_resources(settings)` makes the loader (and migrates its database), the raw store, the
+per-host limiter, the run's one HTTP session and the quality gate; the flow takes a
+`Resources` and a test hands in its own (a throwaway database, a session-wide gate).
+The gate is built on first use: Great Expectations and pandas are imported only when a batch
+needs validating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from flows.fetch.limits import PerHostRateLimiter
+from flows.fetch.rawstore import RawStore
+from flows.load.db import database_url, masked
+from flows.load.loader import PostgresLoader
+from flows.load.migrate import upgrade
+from flows.settings import Settings
+
+if TYPE_CHECKING:
+    from flows.quality.gate import QualityGate
+
+
+class Resources:
+    """Everything a run talks to: PostgreSQL, the raw store, the fetch limits, the gate."""
+
+    # a plain class, not a dataclass: prefect validates flow parameters with pydantic, which
+    # would rebuild a dataclass field by field; an arbitrary class is checked by isinstance
+    def __init__(
+        self,
+        settings: Settings,
+        loader: PostgresLoader,
+        store: RawStore,
+        limiter: PerHostRateLimiter,
+        make_gate: Callable[[], QualityGate],
+    ) -> None:
+        self.settings = settings
+        self.loader = loader
+        self.store = store
+        self.limiter = limiter
+        self.make_gate = make_gate
+        self._gate: QualityGate | None = None
+
+    def __repr__(self) -> str:
+        return f"Resources(database={masked(self.loader.url)}, raw_store={self.store.root})"
+
+    @property
+    def database_url(self) -> str:
+        """The database the loader writes to (a secret: mask it before showing it)."""
+        return self.loader.url
+
+    def gate(self) -> QualityGate:
+        """The quality gate, built the first time a batch needs validating."""
+        if self._gate is None:
+            self._gate = self.make_gate()
+        return self._gate
+
+    @property
+    def gate_built(self) -> bool:
+        """Whether any batch has been validated with this gate."""
+        return self._gate is not None
+
+
+def quality_gate(settings: Settings) -> QualityGate:
+    """The quality gate the settings describe (imports Great Expectations)."""
+    from flows.quality.gate import QualityGate
+    from flows.quality.suites import SUITES_DIR
+
+    return QualityGate(
+        SUITES_DIR,
+        settings.data_docs_dir if settings.data_docs else None,
+        reference_count_gap_tolerance=settings.reference_count_gap_tolerance,
+    )
+
+
+def build_resources(settings: Settings) -> Resources:
+    """Resources from settings: the database migrated to head, a store, limits, a lazy gate."""
+    url = database_url(settings)
+    upgrade(url)
+    return Resources(
+        settings=settings,
+        loader=PostgresLoader(url),
+        store=RawStore(settings.raw_dir),
+        limiter=PerHostRateLimiter(settings.per_host_rate),
+        make_gate=lambda: quality_gate(settings),
+    )
