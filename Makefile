@@ -23,11 +23,11 @@ migrate: install  ## bring the database to the newest schema
 run: migrate  ## ingest seeds/ into the database and print what loaded
 	$(BIN)/tomeflow run
 
-test: install  ## the whole suite against real PostgreSQL
-	$(BIN)/pytest
+test: install  ## the whole suite against real PostgreSQL, on two workers
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test-fast: install  ## the suite without the production-topology test
-	$(BIN)/pytest -m "not topology"
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not topology"
 
 test-topology: install  ## only the production-topology test (Prefect server + worker)
 	$(BIN)/pytest -m topology

@@ -1,4 +1,10 @@
-"""Shared fixtures: a real PostgreSQL per test, isolated settings, a Prefect test server."""
+"""Shared fixtures: a real PostgreSQL per test, isolated settings, a Prefect test server.
+
+What is expensive is made once per session (per xdist worker): the migrated template
+database each test's database is cloned from, the quality gate (a Great Expectations
+context), the Prefect test server. Flow runs build no Data Docs unless a test asks for them
+(TOMEFLOW_DATA_DOCS=true).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -15,8 +22,12 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+from flows import resources
 from flows.load.migrate import upgrade
 from flows.settings import PROJECT_ROOT, get_settings
+
+if TYPE_CHECKING:
+    from flows.quality.gate import QualityGate
 
 pytest_plugins = ["tests.http_server"]
 
@@ -106,13 +117,33 @@ FAST_FETCH = {
 }
 
 
+@pytest.fixture(scope="session")
+def session_gate() -> QualityGate:
+    """One quality gate for the whole session, without Data Docs."""
+    from flows.quality.gate import QualityGate
+    from flows.quality.suites import SUITES_DIR
+
+    return QualityGate(SUITES_DIR, None)
+
+
 @pytest.fixture
-def tomeflow_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point tomeflow's settings at the test database and quick fetches; returns the db url."""
+def tomeflow_env(db_url: str, monkeypatch: pytest.MonkeyPatch, session_gate: QualityGate) -> str:
+    """Point tomeflow's settings at the test database and quick fetches; returns the db url.
+
+    Runs share the session's quality gate; a test that sets TOMEFLOW_DATA_DOCS=true gets a
+    gate of its own that writes Data Docs.
+    """
     monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("TOMEFLOW_DATA_DOCS", "false")
     for name, value in FAST_FETCH.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
+    build = resources.quality_gate
+    monkeypatch.setattr(
+        resources,
+        "quality_gate",
+        lambda settings: build(settings) if settings.data_docs else session_gate,
+    )
     return db_url
 
 

@@ -188,6 +188,8 @@ def _http_date(offset: timedelta) -> str:
         (429, _http_date(timedelta(hours=1)), 60.0),
         (429, _http_date(timedelta(hours=-1)), 0.0),  # a date already past: retry now
     ],
+    # stable ids: xdist workers must collect the same tests, whatever the clock says
+    ids=["429-seconds", "503-seconds", "429-capped", "429-date-ahead", "429-date-past"],
 )
 def test_retry_after_is_honoured_and_capped(
     server: ScriptedHTTPServer,

@@ -32,6 +32,13 @@ def seeds(tmp_path: Path, http_server: ScriptedHTTPServer) -> Path:
     return folder
 
 
+@pytest.fixture
+def with_data_docs(tomeflow_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's runs build Great Expectations Data Docs (with a gate of their own)."""
+    monkeypatch.setenv("TOMEFLOW_DATA_DOCS", "true")
+    get_settings.cache_clear()
+
+
 def corrupt(seeds: Path, base_url: str) -> None:
     """PMC2 gets an impossible date (the paper is refused); PMC3 an overlong author name."""
     write_seed(seeds, "PMC2.md", seed_text("PMC2").replace("2025-11-10", "1700-01-01"), base_url)
@@ -54,7 +61,7 @@ def artifacts_of(flow_run_id: object) -> dict[str, str]:
 
 
 def test_bad_rows_are_quarantined_with_the_expectation_and_the_rest_loads(
-    seeds: Path, tomeflow_env: str, http_server: ScriptedHTTPServer
+    seeds: Path, tomeflow_env: str, http_server: ScriptedHTTPServer, with_data_docs: None
 ) -> None:
     corrupt(seeds, http_server.base_url)
     summary = ingest(seeds=str(seeds))
@@ -103,7 +110,9 @@ def test_bad_rows_are_quarantined_with_the_expectation_and_the_rest_loads(
     assert "data quality: " in summary.to_text() and "data docs: " in summary.to_text()
 
 
-def test_data_docs_show_every_suite_of_the_run(seeds: Path, tomeflow_env: str) -> None:
+def test_data_docs_show_every_suite_of_the_run(
+    seeds: Path, tomeflow_env: str, with_data_docs: None
+) -> None:
     summary = ingest(seeds=str(seeds))
     assert summary.data_docs is not None and summary.data_docs.name == "index.html"
     pages = "".join(p.read_text("utf-8") for p in summary.data_docs.parent.rglob("*.html"))
@@ -153,6 +162,7 @@ def test_the_command_line_prints_what_loaded_and_exits_1_when_the_gate_fails(
     http_server: ScriptedHTTPServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    with_data_docs: None,
 ) -> None:
     from flows.cli import main
 
