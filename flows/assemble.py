@@ -89,27 +89,17 @@ def assemble_paper(
         )
         for p in problems
     )
-    fulltext: FullText | None = None
-    if state.sha256 is not None:
-        problem = (unreadable or {}).get(state.sha256)
-        body = bodies.get(state.sha256)
-        if problem is None and body is None:
-            problem = f"RawBodyMissing: '{state.sha256}'"
-        if problem is None and body is not None:
-            try:
-                fulltext = parse_fulltext(body.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                problem = f"UnicodeDecodeError: {exc}"
-        if problem is not None:
-            reason = f"stored full text {state.sha256} unusable: {problem}"
-            rejected.append(
-                QuarantineRow(
-                    paper.fulltext_url or paper.seed_path, "fulltext", reason, False, paper.paper_id
-                )
+    fulltext, problem = _read_fulltext(state.sha256, bodies, unreadable or {})
+    if problem is not None:
+        reason = f"stored full text {state.sha256} unusable: {problem}"
+        rejected.append(
+            QuarantineRow(
+                paper.fulltext_url or paper.seed_path, "fulltext", reason, False, paper.paper_id
             )
-            # without its body the paper must be re-read once the body is back
-            state = replace(state, sha256=None, error=reason)
-            digest = content_hash(paper.seed_sha256, None)
+        )
+        # without its body the paper must be re-read once the body is back
+        state = replace(state, sha256=None, error=reason)
+        digest = content_hash(paper.seed_sha256, None)
     mentions: tuple[Mention, ...] = ()
     if fulltext is not None and entities:
         matcher = MentionMatcher.for_entities(targets_from(entities))
@@ -123,3 +113,20 @@ def assemble_paper(
         key_findings=tuple(KeyFinding(n, f) for n, f in enumerate(paper.key_findings, 1)),
     )
     return PaperLoad(paper, state, digest, content), rejected
+
+
+def _read_fulltext(
+    sha256: str | None, bodies: Mapping[str, bytes], unreadable: Mapping[str, str]
+) -> tuple[FullText | None, str | None]:
+    """The parsed body in use, or why it cannot be read (None, None: there is none)."""
+    if sha256 is None:
+        return None, None
+    if sha256 in unreadable:
+        return None, unreadable[sha256]
+    body = bodies.get(sha256)
+    if body is None:
+        return None, f"RawBodyMissing: '{sha256}'"
+    try:
+        return parse_fulltext(body.decode("utf-8")), None
+    except UnicodeDecodeError as exc:
+        return None, f"UnicodeDecodeError: {exc}"

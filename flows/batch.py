@@ -9,20 +9,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from flows.fetch.progress import FetchProgress
 from flows.fetch.stage import FetchContext
-from flows.records import (
-    ExpectationOutcome,
-    LoadResult,
-    Mode,
-    PaperRecord,
-    QuarantineRow,
-)
+from flows.records import BatchOutcome, LoadResult, Mode, PaperRecord, QuarantineRow
 from flows.resources import Resources
 from flows.seeds import SeedBatch, drop_duplicate_ids
 from flows.settings import Settings
@@ -77,23 +71,6 @@ def run_mode(offline: bool, full_refresh: bool, only: Sequence[str] | None) -> M
     if offline:
         return "offline"
     return "full_refresh" if full_refresh or only else "incremental"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """What one batch did: small enough to send back from a worker."""
-
-    number: int
-    documents: int  # seed documents this batch counts as seen
-    papers: tuple[str, ...]  # the paper ids it processed
-    quarantined: int  # documents rejected whole
-    quarantine_rows: int
-    fetched: int  # fetch results (requests made for papers)
-    fetch_statuses: Mapping[str, int]
-    result: LoadResult | None  # None when the gate refused the batch
-    refused: str | None  # why the gate refused it
-    outcomes: tuple[ExpectationOutcome, ...]
-    seconds: Mapping[str, float] = field(default_factory=dict)
 
 
 class _Clock:

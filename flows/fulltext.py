@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 import pyromark
 
+from flows.markdown import Span, Walker
 from flows.records import Caption, FullText, Reference, Section
+from flows.references import ReferenceList, is_reference_heading
 
 _OPTIONS = (
     pyromark.Options.ENABLE_TABLES
@@ -40,23 +41,6 @@ _OPTIONS = (
 )
 _MARKDOWN = pyromark.Markdown(options=_OPTIONS)  # immutable, shareable across threads
 
-
-@dataclass(slots=True)
-class _Draft:
-    heading: str
-    level: int
-    path: tuple[str, ...]
-    start: int  # utf-8 byte offset of the heading, -1 for the level-0 section
-    body_start: int = -1  # utf-8 byte offset of the first block with text
-    chunks: list[tuple[int, str]] = field(default_factory=list)  # (group, line): see _join
-
-
-_WORD = re.compile(r"(?<!\S)\S*?[^\W_]\S*")  # anchored at token starts, so linear time
-_REF_HEADING = re.compile(
-    r"(?:[\dIVX]+(?:\.\d+)*\.?\s+)?(?:references?(?: list| cited| and notes)?|notes and references"
-    r"|bibliography|literature cited|works cited|cited literature)\s*[:.]?",
-    re.IGNORECASE,
-)
 _NOT_TITLE = re.compile(
     r"(?:[\dIVX]+\.?\s+)?(?:abstract|summary|introduction|background|(?:materials and )?methods"
     r"|results|discussion|conclusions?|references|bibliography|acknowledge?ments)\s*:?",
@@ -66,20 +50,6 @@ _CAPTION = re.compile(
     r"(?P<supp>(?:supplementary|extended data)\s+)?(?P<kind>fig(?:ure)?s?\b\.?|table)\s*"
     r"(?P<num>[A-Z]?\d{1,3}[A-Za-z]?|[IVX]{1,5})\b(?P<sep>\s*[.:|–—-])?\s*(?P<rest>.*)",
     re.IGNORECASE | re.DOTALL,
-)
-_REF_LINE = re.compile(r"\[\d{1,4}\]\s")
-_REF_MARK = re.compile(r"^(?:\[\d{1,4}\]|\[\^[^\]\s]{1,30}\]:?)\s*")
-_DOI = re.compile(r"\b10\.\d{4,9}/[^\s\"<>]+")
-_URL = re.compile(r"https?://[^\s\"<>]+", re.IGNORECASE)
-_PMID = re.compile(
-    r"(?:\bPMID\s*:?\s*|pubmed\.ncbi\.nlm\.nih\.gov/|/pubmed/)(\d{1,9})\b", re.IGNORECASE
-)
-_PMCID = re.compile(r"(?<![A-Za-z0-9])PMC\d{3,9}\b")
-_YEAR = r"(1[89]\d\d|20\d\d|2100)"
-_YEARS = (
-    re.compile(r"\(\s*" + _YEAR + r"(?!\d)"),  # apa / harvard: "Smith J (2019)"
-    re.compile(r"(?<![\w.\-/])" + _YEAR + r"(?:\s+[A-Z][a-z]{2}(?:\s+\d{1,2})?)?\s*;"),  # "2019;12"
-    re.compile(r"(?<![\w.\-/])" + _YEAR + r"(?!\d)"),
 )
 _HTML_DROP = re.compile(
     r"<!--.*?(?:-->|\Z)|<(script|style)\b.*?(?:</\1\s*>|\Z)|<\?.*?(?:\?>|\Z)|<![^<>]*>",
@@ -95,9 +65,34 @@ _BREAKING_TAG = re.compile(
 )
 
 
+class _WordChars(dict[int, int | None]):
+    """str.translate table keeping letters, digits and whitespace; filled in as chars appear."""
+
+    def __missing__(self, code: int) -> int | None:
+        ch = chr(code)
+        kept = code if ch.isalnum() or ch.isspace() else None
+        self[code] = kept
+        return kept
+
+
+_WORD_CHARS = _WordChars()
+
+
 def count_words(text: str) -> int:
     """Count whitespace-separated tokens that contain at least one letter or digit."""
-    return len(_WORD.findall(text))
+    # a token of punctuation alone translates to nothing and so splits away; all in C
+    return len(text.translate(_WORD_CHARS).split())
+
+
+@dataclass(slots=True)
+class _Draft:
+    heading: str
+    level: int
+    path: tuple[str, ...]
+    start: int  # utf-8 byte offset of the heading, -1 for the level-0 section
+    body_start: int = -1  # utf-8 byte offset of the first block with text
+    chunks: list[tuple[int, str]] = field(default_factory=list)  # (group, line): see _join
+    words: int = 0  # words in chunks, counted as they come
 
 
 def parse_fulltext(text: str) -> FullText:
@@ -109,196 +104,232 @@ def parse_fulltext(text: str) -> FullText:
     except UnicodeEncodeError:  # lone surrogates: one "?" each keeps str offsets unchanged
         source = text.encode("utf-8", "replace")
         text = source.decode("utf-8")
+    walker = _FullTextWalker()
+    walker.walk(_MARKDOWN.events_with_range(text, merge_text=True))
+    walker.finish()
+    return _assemble(walker.drafts, walker.caps, walker.refs, walker.h1_count, source,
+                     len(text), shift)  # fmt: skip
 
-    drafts = [_Draft("", 0, (), -1)]
-    sec = drafts[0]
-    buf: list[str] = []
-    heads: list[tuple[int, str]] = []  # open headings (level, text) above the current one
-    caps: dict[tuple[int, str, str], str] = {}  # (draft index, kind, label) -> text
-    refs: list[Reference] = []
-    pending: list[tuple[bool, str, str]] = []  # (marked, citation, text to mine) this ref section
-    unit: list[str] | None = None  # plain lines of the open list item or footnote reference
-    unit_mine: list[str] = []
-    unit_depth = 0
-    cells: list[str] = []
-    group = groups = table_group = list_depth = item_depth = quote_depth = 0
-    heading_level = head_start = ref_level = h1_count = 0
-    block_start = 0
-    marked = False
-    image_at = -1
-    soft = " "
 
-    def emit(line: str, grp: int) -> None:
+class _FullTextWalker(Walker):
+    """The state of one pass over a full text's events, and a handler per event."""
+
+    def __init__(self) -> None:
+        self.drafts = [_Draft("", 0, (), -1)]
+        self.sec = self.drafts[0]
+        self.buf: list[str] = []
+        self.heads: list[tuple[int, str]] = []  # open headings (level, text) above this one
+        self.caps: dict[tuple[int, str, str], str] = {}  # (draft, kind, label) -> text
+        self.refs: list[Reference] = []
+        self.ref_list: ReferenceList | None = None  # the open reference section
+        self.cells: list[str] = []
+        self.group = self.groups = self.table_group = 0
+        self.list_depth = self.item_depth = self.quote_depth = 0
+        self.heading_level = self.head_start = self.ref_level = self.h1_count = 0
+        self.block_start = 0
+        self.marked = False
+        self.image_at = -1
+        self.soft = " "
+
+    def finish(self) -> None:
+        """The events are done: flush the last block and close an open reference section."""
+        if self.buf:
+            self.leaf(self.group)
+        self.close_refs()
+
+    # what a block turns into
+
+    def emit(self, line: str, group: int) -> None:
         if line:
+            sec = self.sec
             if sec.body_start < 0:
-                sec.body_start = block_start
-            sec.chunks.append((grp, line))
+                sec.body_start = self.block_start
+            sec.chunks.append((group, line))
+            sec.words += count_words(line)
 
-    def caption(line: str, is_marked: bool) -> None:
-        found = _caption(line, is_marked)
+    def caption(self, line: str, marked: bool) -> None:
+        found = _caption(line, marked)
         if found:
-            key = (len(drafts) - 1, found[0], found[1])
-            if len(found[2]) >= len(caps.get(key, "")):  # an image alt and its caption: keep more
-                caps[key] = found[2]
+            key = (len(self.drafts) - 1, found[0], found[1])
+            if len(found[2]) >= len(self.caps.get(key, "")):  # an image alt and its caption
+                self.caps[key] = found[2]
 
-    def leaf(grp: int) -> str:
-        raw = "".join(buf)
-        buf.clear()
-        if not ref_level:
-            line = _plain(raw)
-            emit(line, grp)
-            return line
-        lines = _lines(raw)
-        if unit is not None:
-            unit.extend(p for p, _ in lines)
-            unit_mine.extend(m for _, m in lines)
-            line = " ".join(p for p, _ in lines if p)
-        else:  # one line per reference, wrapped lines joined
-            units = _paragraph_units(lines)
-            pending.extend((m, _REF_MARK.sub("", t, count=1), mined) for m, t, mined in units)
-            line = "\n".join(t for _, t, _ in units if t)
-        emit(line, grp)
+    def leaf(self, group: int) -> str:
+        raw = "".join(self.buf)
+        self.buf.clear()
+        line = _plain(raw) if self.ref_list is None else self.ref_list.block(raw)
+        self.emit(line, group)
         return line
 
-    def close_refs() -> None:
-        chosen = [u for u in pending if u[0]] or pending  # a list wins over loose paragraphs
-        for _, citation, mined in chosen:
-            if citation:
-                refs.append(_reference(len(refs) + 1, citation, mined))
-        pending.clear()
+    def close_refs(self) -> None:
+        if self.ref_list is not None:
+            self.refs.extend(self.ref_list.close(len(self.refs) + 1))
+            self.ref_list, self.ref_level = None, 0
 
-    events: Iterator[tuple[Any, Any]] = _MARKDOWN.events_with_range(text, merge_text=True)
-    for event, span in events:
-        if type(event) is str:
-            if event != "Rule":
-                buf.append(soft)
-            continue
-        ((kind, value),) = event.items()
-        if kind == "Text" or kind == "Code" or kind == "Html":  # html: stripped at its block end
-            buf.append(value)
-        elif kind == "Start":
-            tag = value if type(value) is str else next(iter(value))
-            if tag == "Paragraph":
-                block_start = span["start"]
-                marked = False
-            elif tag in ("Emphasis", "Strong"):
-                marked = marked or not buf
-            elif tag == "Link":
-                if ref_level and not heading_level:  # mined for ids; "%2F" hides a doi's "/"
-                    dest = value["Link"]["dest_url"]
-                    buf.append(
-                        f"\x00{dest} {unquote(dest)}\x00" if "%" in dest else f"\x00{dest}\x00"
-                    )
-            elif tag == "Heading":
-                if list_depth or item_depth or quote_depth:
-                    block_start = span["start"]
-                    continue
-                if buf:
-                    leaf(0)
-                heading_level, head_start = int(value["Heading"]["level"][1]), span["start"]
-            elif tag == "Item" or tag == "FootnoteDefinition":
-                block_start = span["start"]
-                if buf:
-                    leaf(group)
-                item_depth += 1
-                if ref_level and unit is None:
-                    unit, unit_mine, unit_depth = [], [], item_depth
-                if tag == "FootnoteDefinition":
-                    buf.append(f"[^{value['FootnoteDefinition']}]: ")
-            elif tag == "List":
-                if buf:  # an item's own text before its nested list
-                    leaf(group)
-                if not list_depth:
-                    groups += 1
-                    group = groups
-                list_depth += 1
-            elif tag == "CodeBlock":
-                if buf:
-                    leaf(group)
-                block_start = span["start"]
-            elif tag == "Table":
-                groups += 1
-                table_group, block_start = groups, span["start"]
-            elif tag in ("TableHead", "TableRow"):
-                cells.clear()
-            elif tag == "Image":
-                image_at = len(buf)
-            elif tag == "BlockQuote":
-                quote_depth += 1
-                block_start = span["start"]
-            elif tag == "HtmlBlock":
-                block_start = span["start"]
-        elif kind == "End":
-            tag = value if type(value) is str else next(iter(value))
-            if tag == "Paragraph":
-                if item_depth:
-                    buf.append(soft)  # paragraphs of one item stay on the item's line
-                else:
-                    caption(leaf(group), marked)
-            elif tag == "Heading":
-                if not heading_level:
-                    leaf(group)
-                    continue
-                heading = _plain("".join(buf))
-                buf.clear()
-                while heads and heads[-1][0] >= heading_level:
-                    heads.pop()
-                heads.append((heading_level, heading))
-                h1_count += heading_level == 1
-                if ref_level and heading_level <= ref_level:
-                    close_refs()
-                    ref_level = 0
-                if not ref_level and _REF_HEADING.fullmatch(heading):
-                    ref_level = heading_level
-                soft = "\n" if ref_level else " "
-                sec = _Draft(heading, heading_level, tuple(h for _, h in heads), head_start)
-                drafts.append(sec)
-                heading_level = 0
-            elif tag == "Item" or tag == "FootnoteDefinition":
-                leaf(group)
-                if unit is not None and unit_depth == item_depth:
-                    citation = _REF_MARK.sub("", " ".join(p for p in unit if p), count=1)
-                    pending.append((True, citation, " ".join(unit_mine)))
-                    unit = None
-                item_depth -= 1
-            elif tag == "List":
-                list_depth -= 1
-                group = group if list_depth else 0
-            elif tag == "CodeBlock":
-                emit("".join(buf).rstrip("\n"), group)
-                buf.clear()
-            elif tag == "TableCell":
-                cells.append(_plain("".join(buf)))
-                buf.clear()
-            elif tag in ("TableHead", "TableRow"):
-                emit(" | ".join(cells), table_group)
-            elif tag == "Image":
-                if image_at >= 0 and not heading_level:  # an image in a heading is no figure
-                    caption(_plain("".join(buf[image_at:])), True)
-                image_at = -1
-            elif tag == "HtmlBlock":
-                line = _strip_html("".join(buf))
-                buf.clear()
-                emit(line, group)
-                caption(line, False)
-            elif tag == "BlockQuote":
-                quote_depth -= 1
-            elif tag == "MetadataBlock":
-                buf.clear()  # front matter is metadata, not body text
-        elif kind == "InlineMath":
-            buf.append(f"${value}$")
-        elif kind == "DisplayMath":
-            buf.append(f"$${value}$$")
-        elif kind == "InlineHtml":
-            m = _HTML_TAG.match(value)  # the tag goes; a <br> or <p> still ends a word
-            buf.append(" " if m and _BREAKING_TAG.fullmatch(m.group(1)) else "")
-        elif kind == "FootnoteReference":
-            buf.append(f"[^{value}]")
-    if buf:
-        leaf(group)
-    if ref_level:
-        close_refs()
-    return _assemble(drafts, caps, refs, h1_count, source, len(text), shift)
+    # leaves
+
+    def on_Text(self, value: str, span: Span) -> None:
+        self.buf.append(value)
+
+    on_Code = on_Html = on_Text  # html: stripped at its block's end
+
+    def on_SoftBreak(self, value: None, span: Span) -> None:
+        self.buf.append(self.soft)
+
+    on_HardBreak = on_SoftBreak
+
+    def on_InlineMath(self, value: str, span: Span) -> None:
+        self.buf.append(f"${value}$")
+
+    def on_DisplayMath(self, value: str, span: Span) -> None:
+        self.buf.append(f"$${value}$$")
+
+    def on_InlineHtml(self, value: str, span: Span) -> None:
+        m = _HTML_TAG.match(value)  # the tag goes; a <br> or <p> still ends a word
+        self.buf.append(" " if m and _BREAKING_TAG.fullmatch(m.group(1)) else "")
+
+    def on_FootnoteReference(self, value: str, span: Span) -> None:
+        self.buf.append(f"[^{value}]")
+
+    # blocks opening
+
+    def start_Paragraph(self, value: Any, span: Span) -> None:
+        self.block_start = span["start"]
+        self.marked = False
+
+    def start_Emphasis(self, value: Any, span: Span) -> None:
+        self.marked = self.marked or not self.buf
+
+    start_Strong = start_Emphasis
+
+    def start_Link(self, value: Any, span: Span) -> None:
+        if self.ref_level and not self.heading_level:  # mined for ids; "%2F" hides a "/"
+            dest = value["Link"]["dest_url"]
+            self.buf.append(f"\x00{dest} {unquote(dest)}\x00" if "%" in dest else f"\x00{dest}\x00")
+
+    def start_Heading(self, value: Any, span: Span) -> None:
+        if self.list_depth or self.item_depth or self.quote_depth:
+            self.block_start = span["start"]  # a heading inside a container is its text
+            return
+        if self.buf:
+            self.leaf(0)
+        self.heading_level, self.head_start = int(value["Heading"]["level"][1]), span["start"]
+
+    def start_Item(self, value: Any, span: Span) -> None:
+        self.block_start = span["start"]
+        if self.buf:
+            self.leaf(self.group)
+        self.item_depth += 1
+        if self.ref_list is not None and not self.ref_list.in_unit:
+            self.ref_list.open_unit(self.item_depth)
+
+    def start_FootnoteDefinition(self, value: Any, span: Span) -> None:
+        self.start_Item(value, span)
+        self.buf.append(f"[^{value['FootnoteDefinition']}]: ")
+
+    def start_List(self, value: Any, span: Span) -> None:
+        if self.buf:  # an item's own text before its nested list
+            self.leaf(self.group)
+        if not self.list_depth:
+            self.groups += 1
+            self.group = self.groups
+        self.list_depth += 1
+
+    def start_CodeBlock(self, value: Any, span: Span) -> None:
+        if self.buf:
+            self.leaf(self.group)
+        self.block_start = span["start"]
+
+    def start_Table(self, value: Any, span: Span) -> None:
+        self.groups += 1
+        self.table_group, self.block_start = self.groups, span["start"]
+
+    def start_TableHead(self, value: Any, span: Span) -> None:
+        self.cells.clear()
+
+    start_TableRow = start_TableHead
+
+    def start_Image(self, value: Any, span: Span) -> None:
+        self.image_at = len(self.buf)
+
+    def start_BlockQuote(self, value: Any, span: Span) -> None:
+        self.quote_depth += 1
+        self.block_start = span["start"]
+
+    def start_HtmlBlock(self, value: Any, span: Span) -> None:
+        self.block_start = span["start"]
+
+    # blocks closing
+
+    def end_Paragraph(self, value: Any, span: Span) -> None:
+        if self.item_depth:
+            self.buf.append(self.soft)  # paragraphs of one item stay on the item's line
+        else:
+            self.caption(self.leaf(self.group), self.marked)
+
+    def end_Heading(self, value: Any, span: Span) -> None:
+        if not self.heading_level:
+            self.leaf(self.group)
+            return
+        level = self.heading_level
+        heading = _plain("".join(self.buf))
+        self.buf.clear()
+        heads = self.heads
+        while heads and heads[-1][0] >= level:
+            heads.pop()
+        heads.append((level, heading))
+        self.h1_count += level == 1
+        if self.ref_level and level <= self.ref_level:
+            self.close_refs()
+        if not self.ref_level and is_reference_heading(heading):
+            self.ref_level, self.ref_list = level, ReferenceList()
+        self.soft = "\n" if self.ref_level else " "
+        self.sec = _Draft(heading, level, tuple(h for _, h in heads), self.head_start)
+        self.drafts.append(self.sec)
+        self.heading_level = 0
+
+    def end_Item(self, value: Any, span: Span) -> None:
+        self.leaf(self.group)
+        ref_list = self.ref_list
+        if ref_list is not None and ref_list.in_unit and ref_list.unit_depth == self.item_depth:
+            ref_list.close_unit()
+        self.item_depth -= 1
+
+    end_FootnoteDefinition = end_Item
+
+    def end_List(self, value: Any, span: Span) -> None:
+        self.list_depth -= 1
+        self.group = self.group if self.list_depth else 0
+
+    def end_CodeBlock(self, value: Any, span: Span) -> None:
+        self.emit("".join(self.buf).rstrip("\n"), self.group)
+        self.buf.clear()
+
+    def end_TableCell(self, value: Any, span: Span) -> None:
+        self.cells.append(_plain("".join(self.buf)))
+        self.buf.clear()
+
+    def end_TableHead(self, value: Any, span: Span) -> None:
+        self.emit(" | ".join(self.cells), self.table_group)
+
+    end_TableRow = end_TableHead
+
+    def end_Image(self, value: Any, span: Span) -> None:
+        if self.image_at >= 0 and not self.heading_level:  # an image in a heading is no figure
+            self.caption(_plain("".join(self.buf[self.image_at :])), True)
+        self.image_at = -1
+
+    def end_HtmlBlock(self, value: Any, span: Span) -> None:
+        line = _strip_html("".join(self.buf))
+        self.buf.clear()
+        self.emit(line, self.group)
+        self.caption(line, False)
+
+    def end_BlockQuote(self, value: Any, span: Span) -> None:
+        self.quote_depth -= 1
+
+    def end_MetadataBlock(self, value: Any, span: Span) -> None:
+        self.buf.clear()  # front matter is metadata, not body text
 
 
 def _assemble(
@@ -317,6 +348,7 @@ def _assemble(
         if h1_count == 1:
             first, lead = drafts[1], drafts[0]
             lead.chunks.extend(first.chunks)
+            lead.words += first.words
             lead.body_start = lead.body_start if lead.body_start >= 0 else first.body_start
             merged = 1
             for d in drafts[2:]:
@@ -329,9 +361,7 @@ def _assemble(
     sections = []
     for n, (_, d) in enumerate(kept):
         body = _join(d.chunks)
-        sections.append(
-            Section(n, d.heading, d.level, d.path, body, count_words(body), starts[n] + shift)
-        )
+        sections.append(Section(n, d.heading, d.level, d.path, body, d.words, starts[n] + shift))
     captions = tuple(
         Caption("figure" if kind == "figure" else "table", label, text, ordinal_of[i])
         for (i, kind, label), text in caps.items()
@@ -344,60 +374,6 @@ def _plain(raw: str) -> str:
     if "\x00" in raw:
         raw = "".join(raw.split("\x00")[0::2])
     return " ".join(raw.split())
-
-
-def _lines(raw: str) -> list[tuple[str, str]]:
-    """Split a reference-section block into (plain line, line with link targets) pairs."""
-    out = []
-    for line in raw.split("\n"):
-        parts = line.split("\x00")  # link targets sit at the odd indices
-        plain = " ".join("".join(parts[0::2]).split())
-        if plain or len(parts) > 1:
-            out.append((plain, " ".join(parts)))
-    return out
-
-
-def _paragraph_units(lines: list[tuple[str, str]]) -> list[tuple[bool, str, str]]:
-    """One paragraph of a reference section: one (marked, line, mined) unit, or one per `[n]`."""
-    units: list[tuple[bool, list[str], list[str]]] = []
-    for plain, mined in lines:
-        if not units or _REF_LINE.match(plain):
-            units.append((bool(_REF_LINE.match(plain)), [], []))
-        units[-1][1].append(plain)
-        units[-1][2].append(mined)
-    return [(m, " ".join(p for p in plain if p), " ".join(mined)) for m, plain, mined in units]
-
-
-def _reference(ordinal: int, citation: str, mined: str) -> Reference:
-    """Pick identifiers and a year out of one citation (its text plus its link targets)."""
-    doi, url = _DOI.search(mined), _URL.search(mined)
-    pmid, pmcid = _PMID.search(mined), _PMCID.search(mined)
-    rest = _PMID.sub(" ", _URL.sub(" ", _DOI.sub(" ", mined)))  # their digits are not years
-    year = next((int(m.group(1)) for p in _YEARS if (m := p.search(rest))), None)
-    return Reference(
-        ordinal,
-        citation,
-        _trim(doi.group()) if doi else None,
-        pmid.group(1) if pmid else None,
-        pmcid.group() if pmcid else None,
-        _trim(url.group()) if url else None,
-        year,
-    )
-
-
-def _trim(value: str) -> str:
-    """Drop sentence punctuation and unbalanced closing brackets a DOI or URL picked up."""
-    opened = {")": value.count("("), "]": value.count("["), "}": value.count("{")}
-    closed = {c: value.count(c) for c in opened}
-    end = len(value)  # an index, not repeated slicing: hostile input can end in 1e6 dots
-    while end:
-        last = value[end - 1]
-        if last in closed and closed[last] > opened[last]:
-            closed[last] -= 1
-        elif last not in ".,;:'*_":
-            break
-        end -= 1
-    return value[:end]
 
 
 def _caption(line: str, marked: bool) -> tuple[str, str, str] | None:

@@ -414,3 +414,20 @@ class LoadResult:
     unchanged: tuple[str, ...] = ()
     fetch_failed: tuple[str, ...] = ()  # papers whose full text this run could not fetch
     rows_written: Mapping[str, int] = field(default_factory=dict)  # table -> rows of this batch
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What one batch did: small enough to send back from a worker."""
+
+    number: int
+    documents: int  # seed documents this batch counts as seen
+    papers: tuple[str, ...]  # the paper ids it processed
+    quarantined: int  # documents rejected whole
+    quarantine_rows: int
+    fetched: int  # fetch results (requests made for papers)
+    fetch_statuses: Mapping[str, int]
+    result: LoadResult | None  # None when the gate refused the batch
+    refused: str | None  # why the gate refused it
+    outcomes: tuple[ExpectationOutcome, ...]
+    seconds: Mapping[str, float] = field(default_factory=dict)

@@ -9,18 +9,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect.artifacts import create_markdown_artifact
 
 from flows.load.db import masked, psql_command
 from flows.load.runlog import RunCounts
 from flows.quality.results import QualityReport
-from flows.records import ExpectationOutcome, QuarantineRow
+from flows.records import BatchOutcome, ExpectationOutcome, QuarantineRow
 from flows.tables import RUN_TABLES
-
-if TYPE_CHECKING:
-    from flows.batch import BatchOutcome
 
 QUARANTINE_SHOWN = 20
 
