@@ -125,7 +125,7 @@ def ingest_batch(
         ids = [p.paper_id for p in papers]
         stored = read_stored(res.loader, ids, run.mode == "offline")
         before = (number - 1) * run.batch_size
-        ctx = FetchContext(settings, res.store, res.limiter, progress, before)
+        ctx = FetchContext(settings, res.store, res.limiter, progress, before, res.session)
         fetched = fetch_fulltexts(unwalked(papers), unwalked(stored), run.mode, ctx, run.force)
     with clock.stage("assemble"):
         loads, problems = assemble(unwalked(papers), unwalked(fetched), unwalked(stored), run.force)
@@ -143,6 +143,7 @@ def ingest_batch(
                 unwalked(verdict.report.outcomes),
             )
         else:
+            res.store.sync(fetched.stored)  # the bodies the rows will name are on disk first
             result = load(
                 res.loader,
                 run.run_id,

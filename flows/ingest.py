@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from flows import report
 from flows.batch import RunPlan, batched, ingest_batch
 from flows.fetch.progress import FetchProgress
-from flows.resources import Resources, build_resources
+from flows.resources import Resources, resources_for
 from flows.seeds import discover_seeds
 from flows.settings import get_settings
 from flows.tasks import validate_tables
@@ -45,8 +45,19 @@ def ingest(
     every paper. only: process just these paper ids (refetched and rewritten). resources:
     what the run talks to (default: built from the settings).
     """
+    with resources_for(resources, get_settings()) as res:
+        return _ingest(res, seeds, batch_size, offline, full_refresh, only)
+
+
+def _ingest(
+    res: Resources,
+    seeds: str | None,
+    batch_size: int | None,
+    offline: bool,
+    full_refresh: bool,
+    only: list[str] | None,
+) -> report.RunSummary:
     started, logger = time.perf_counter(), get_run_logger()
-    res = resources or build_resources(get_settings())
     run_id = uuid.UUID(flow_run.id) if flow_run.id else uuid.uuid4()
     run = RunPlan.from_parameters(
         res.settings, run_id, seeds, batch_size, offline, full_refresh, only

@@ -134,6 +134,8 @@ class FetchResult:
     attempts: tuple[FetchAttempt, ...]
     error_class: str | None = None
     error_message: str | None = None
+    # the body as fetched (also in the raw store), handed on so it is not read back
+    body: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,11 @@ class FetchedBatch:
     results: tuple[FetchResult, ...]
     bodies: Mapping[str, bytes] = field(default_factory=dict)  # sha256 -> body, for assemble
     unreadable: Mapping[str, str] = field(default_factory=dict)  # sha256 -> why it is unusable
+
+    @property
+    def stored(self) -> tuple[str, ...]:
+        """The bodies this batch wrote to the raw store (to be made durable before the load)."""
+        return tuple(r.sha256 for r in self.results if r.outcome == "fetched" and r.sha256)
 
 
 # full text: raw Markdown -> sections, references, captions

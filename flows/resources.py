@@ -9,9 +9,13 @@ needs validating.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import requests
+
+from flows.fetch.client import new_session
 from flows.fetch.limits import PerHostRateLimiter
 from flows.fetch.rawstore import RawStore
 from flows.load.db import database_url, masked
@@ -35,13 +39,20 @@ class Resources:
         store: RawStore,
         limiter: PerHostRateLimiter,
         make_gate: Callable[[], QualityGate],
+        session: requests.Session | None = None,
     ) -> None:
         self.settings = settings
         self.loader = loader
         self.store = store
         self.limiter = limiter
         self.make_gate = make_gate
+        # one HTTP session (one connection pool) for every batch of every run
+        self.session = session or new_session(settings.per_host_concurrency)
         self._gate: QualityGate | None = None
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.session.close()
 
     def __repr__(self) -> str:
         return f"Resources(database={masked(self.loader.url)}, raw_store={self.store.root})"
@@ -61,6 +72,19 @@ class Resources:
     def gate_built(self) -> bool:
         """Whether any batch has been validated with this gate."""
         return self._gate is not None
+
+
+@contextmanager
+def resources_for(given: Resources | None, settings: Settings) -> Iterator[Resources]:
+    """The resources handed in, or ones built from settings (and closed after the run)."""
+    if given is not None:
+        yield given
+        return
+    built = build_resources(settings)
+    try:
+        yield built
+    finally:
+        built.close()
 
 
 def quality_gate(settings: Settings) -> QualityGate:

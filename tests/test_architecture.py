@@ -88,6 +88,7 @@ def test_modules_and_functions_stay_readable() -> None:
 
 
 def test_the_flow_body_fits_on_one_screen() -> None:
-    source = inspect.getsource(ingest.ingest.fn)
+    # the @flow hands its resources to _ingest, the contents list
+    source = inspect.getsource(ingest.ingest.fn) + inspect.getsource(ingest._ingest)
     body = [line for line in source.splitlines() if line.strip()]
-    assert len(body) <= 55
+    assert len(body) <= 70

@@ -4,10 +4,16 @@ Layout: ``root/ab/cd/abcd....gz``. A write goes to a unique temporary file in th
 folder and is renamed into place with ``os.replace``, which is atomic on one filesystem, so
 readers never see half a file and concurrent writers (threads or processes) of the same body
 simply race to install identical bytes.
+
+Writes are cheap (fast compression, no fsync each); `sync` makes a batch's bodies durable in
+one call before the batch's rows commit, so a committed row never names a body that a power
+cut could still take away.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gzip
 import hashlib
 import logging
@@ -15,11 +21,13 @@ import os
 import re
 import tempfile
 import zlib
+from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-GZIP_LEVEL = 6
+GZIP_LEVEL = 1  # six times faster than 6; bodies are text and still shrink about 3x
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -70,14 +78,27 @@ class RawStore:
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(packed)
-                out.flush()
-                os.fsync(out.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         logger.debug("stored raw body %s (%d bytes, %d packed)", sha256, len(body), len(packed))
         return sha256
+
+    def sync(self, sha256s: Iterable[str]) -> int:
+        """Make these stored bodies durable (one syncfs, else an fsync each); returns how many."""
+        paths = [self.path_for(s) for s in set(sha256s)]
+        if not paths:
+            return 0
+        if _syncfs(self.root):
+            return len(paths)
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return len(paths)
 
     def get(self, sha256: str) -> bytes:
         """The stored body with this sha256, checked against the hash."""
@@ -93,3 +114,26 @@ class RawStore:
         if hashlib.sha256(body).hexdigest() != sha256:
             raise RawBodyCorrupt(sha256, "content does not match its hash")
         return body
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
+def _syncfs(root: Path) -> bool:
+    """syncfs(2) on root's filesystem: every pending write there, in one call (Linux only)."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "syncfs") or not root.exists():
+        return False
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        return bool(libc.syncfs(fd) == 0)
+    finally:
+        os.close(fd)

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import requests
+
 from flows.fetch.client import Fetcher
 from flows.fetch.guard import host_of
 from flows.fetch.limits import PerHostRateLimiter, host_slots
@@ -34,6 +36,7 @@ class FetchContext:
     limiter: PerHostRateLimiter
     progress: FetchProgress
     papers_before: int = 0  # papers of the run in earlier batches, for the progress bar
+    session: requests.Session | None = None  # the run's one session; None: one per batch
 
 
 def fetch_batch(
@@ -60,14 +63,15 @@ def fetch_batch(
         on_progress = ctx.progress.batch(ctx.papers_before, len(papers))
         with (
             host_slots(hosts, ctx.settings.fetch_host_slots),
-            Fetcher(policy, ctx.store, limiter=ctx.limiter) as fetcher,
+            Fetcher(policy, ctx.store, ctx.session, limiter=ctx.limiter) as fetcher,
         ):
             results = tuple(fetcher.fetch_many(plan.requests, on_progress=on_progress))
         for result in results:
             states[result.paper_id] = state_after_fetch(result, stored.get(result.paper_id), now)
     else:
         ctx.progress.papers_done(ctx.papers_before + len(papers))
-    bodies, unreadable = read_bodies(papers, states, stored, ctx.store, force)
+    fetched = {r.sha256: r.body for r in results if r.sha256 and r.body is not None}
+    bodies, unreadable = read_bodies(papers, states, stored, ctx.store, force, fetched)
     return FetchedBatch(states, results, bodies, unreadable)
 
 
@@ -77,8 +81,13 @@ def read_bodies(
     stored: Mapping[str, StoredPaper],
     store: RawStore,
     force: bool,
+    in_memory: Mapping[str, bytes] | None = None,
 ) -> tuple[dict[str, bytes], dict[str, str]]:
-    """The bodies of the papers assemble will read, and why any of them cannot be read."""
+    """The bodies of the papers assemble will read, and why any of them cannot be read.
+
+    A body fetched in this batch (in_memory) is handed on as it came; a kept one is read once
+    from the raw store.
+    """
     bodies: dict[str, bytes] = {}
     unreadable: dict[str, str] = {}
     for paper in papers:
@@ -87,6 +96,9 @@ def read_bodies(
         if sha is None or sha in bodies or sha in unreadable:
             continue
         if not force and not needs_reading(paper, state, stored.get(paper.paper_id)):
+            continue
+        if in_memory is not None and sha in in_memory:
+            bodies[sha] = in_memory[sha]
             continue
         try:
             bodies[sha] = store.get(sha)

@@ -106,3 +106,31 @@ def test_any_bytes_round_trip(store: RawStore, body: bytes) -> None:
     sha = store.put(body)
     assert sha == hashlib.sha256(body).hexdigest()
     assert store.get(sha) == body
+
+
+def test_sync_makes_a_batch_of_bodies_durable_in_one_call(
+    store: RawStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shas = [store.put(f"body {i}".encode()) for i in range(3)]
+    calls: list[object] = []
+    monkeypatch.setattr("flows.fetch.rawstore._syncfs", lambda root: calls.append(root) or True)
+    assert store.sync([*shas, shas[0]]) == 3
+    assert calls == [store.root]  # one call for the whole batch, not one per body
+    assert store.sync([]) == 0 and calls == [store.root]
+
+
+def test_sync_falls_back_to_an_fsync_per_body(
+    store: RawStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shas = [store.put(f"body {i}".encode()) for i in range(2)]
+    synced: list[int] = []
+    monkeypatch.setattr("flows.fetch.rawstore._syncfs", lambda root: False)
+    monkeypatch.setattr("flows.fetch.rawstore.os.fsync", synced.append)
+    assert store.sync(shas) == 2 and len(synced) == 2
+
+
+def test_syncfs_runs_on_this_machine(store: RawStore) -> None:
+    store.put(BODY)
+    from flows.fetch.rawstore import _syncfs
+
+    assert _syncfs(store.root) is True
