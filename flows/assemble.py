@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from flows.entities import entity_names, normalise_entities
-from flows.fetch.plan import content_hash
+from flows.fetch.plan import content_hash, needs_reading
 from flows.fulltext import parse_fulltext
 from flows.mentions import MentionMatcher, targets_from
 from flows.records import (
@@ -41,6 +41,7 @@ def assemble_batch(
     """Build each paper's PaperLoad; unreadable parts become quarantine rows, never exceptions."""
     loads: list[PaperLoad] = []
     rejected: list[QuarantineRow] = []
+    matcher = batch_matcher(papers, fetched, stored, force)
     for paper in papers:
         state = fetched.states[paper.paper_id]
         if state.failed and paper.fulltext_url:
@@ -55,7 +56,13 @@ def assemble_batch(
                 )
             )
         load, problems = assemble_paper(
-            paper, state, stored.get(paper.paper_id), fetched.bodies, fetched.unreadable, force
+            paper,
+            state,
+            stored.get(paper.paper_id),
+            fetched.bodies,
+            fetched.unreadable,
+            force,
+            matcher,
         )
         loads.append(load)
         rejected.extend(problems)
@@ -69,8 +76,9 @@ def assemble_paper(
     bodies: Mapping[str, bytes],
     unreadable: Mapping[str, str] | None = None,
     force: bool = False,
+    matcher: MentionMatcher | None = None,
 ) -> tuple[PaperLoad, list[QuarantineRow]]:
-    """One paper's PaperLoad, and what could not be read of it."""
+    """One paper's PaperLoad, and what could not be read of it (matcher: the batch's)."""
     digest = content_hash(paper.seed_sha256, state.sha256)
     if not force and before is not None and before.content_sha256 == digest:
         return PaperLoad(paper, state, digest, None), []
@@ -102,8 +110,10 @@ def assemble_paper(
         digest = content_hash(paper.seed_sha256, None)
     mentions: tuple[Mention, ...] = ()
     if fulltext is not None and entities:
-        matcher = MentionMatcher.for_entities(targets_from(entities))
-        mentions = tuple(matcher.count_mentions((s.ordinal, s.text) for s in fulltext.sections))
+        targets = targets_from(entities)
+        matcher = matcher or MentionMatcher(targets)
+        sections = ((s.ordinal, s.text) for s in fulltext.sections)
+        mentions = tuple(matcher.count_mentions(sections, targets))
     content = PaperContent(
         authors=tuple(Author(n, name) for n, name in enumerate(paper.authors, 1)),
         entities=tuple(entities),
@@ -113,6 +123,25 @@ def assemble_paper(
         key_findings=tuple(KeyFinding(n, f) for n, f in enumerate(paper.key_findings, 1)),
     )
     return PaperLoad(paper, state, digest, content), rejected
+
+
+def batch_matcher(
+    papers: Sequence[PaperRecord],
+    fetched: FetchedBatch,
+    stored: Mapping[str, StoredPaper],
+    force: bool,
+) -> MentionMatcher:
+    """One automaton over the entities of every paper of the batch whose text will be read."""
+    targets = []
+    for paper in papers:
+        state = fetched.states[paper.paper_id]
+        if state.sha256 is None or not (
+            force or needs_reading(paper, state, stored.get(paper.paper_id))
+        ):
+            continue
+        entities, _ = normalise_entities(paper.paper_id, paper.entities)
+        targets.extend(targets_from(entities))
+    return MentionMatcher(targets)
 
 
 def _read_fulltext(

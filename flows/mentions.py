@@ -26,13 +26,15 @@ Matching rules:
   mention (the same name under MeSH and MONDO counts for both); an entity counts at most once
   per span.
 
-How: all patterns of a paper go into one Aho-Corasick automaton over a folded copy of each
-section (casefolded, whitespace runs to one space, hyphens dropped) with a map from folded to
-original offsets. It runs with overlapping matches, so a candidate rejected by a boundary or
-case check never hides a valid one it overlaps; the longest-wins choice is made afterwards
-among valid candidates. Symbols are in the same automaton casefolded and are then checked
-against the original slice folded without casefolding. Word boundaries are checked on the
-original text.
+How: the names of every entity of a batch go into one Aho-Corasick automaton, built once per
+batch; each paper's text is folded once (flows/folding.py: sections joined by NUL, casefolded,
+whitespace runs to one space, hyphens dropped, with a map back to original offsets) and
+searched once, and only matches of the paper's own entities count. The search reports
+overlapping matches, so a candidate rejected by a boundary or case check never hides a valid
+one it overlaps; the longest-wins choice is made afterwards among valid candidates, and each
+winning span is assigned to its section by offset. Symbols are in the same automaton
+casefolded and are then checked against the original slice folded without casefolding. Word
+boundaries are checked on the original text.
 """
 
 from __future__ import annotations
@@ -43,19 +45,15 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from functools import lru_cache
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
 from flows.entities import looks_like_symbol
+from flows.folding import HYPHENS, FoldedText, fold_sections, fold_str
 from flows.records import EntityType, Mention, NormalisedEntity
 
-HYPHENS = "-\u2010\u2011\u2012\u2013\u2212"
 _GAP_RUN = re.compile(rf"[\s{re.escape(HYPHENS)}]+")
-# the gaps whose folding changes the text's length: runs of two or more, or a lone hyphen
-_CHANGING_GAP = re.compile(rf"[\s{re.escape(HYPHENS)}]{{2,}}|[{re.escape(HYPHENS)}]")
-# a lone whitespace char folds to a space
-_OTHER_SPACE = re.compile(r"[^\S ]")
 _PLURAL_TYPES = frozenset({"gene", "disease", "species", "chemical", "other"})
 _MAX_GAP_VARIANTS = 6  # 2**6 spellings per name; longer names get only all-space and all-joined
 
@@ -90,79 +88,111 @@ def targets_from(entities: Iterable[NormalisedEntity]) -> list[MatchTarget]:
 
 @dataclass(frozen=True, slots=True)
 class _Owner:
-    target: int
+    target: int  # the MatchTarget this spelling belongs to
+    curie: int  # its curie, which is what a span counts for
     exact: str | None  # symbols: the spelling the original slice must fold to, case kept
 
 
 class MentionMatcher:
-    """All names of a paper's entities in one automaton; counts mentions per section."""
+    """Every name of a batch's entities in one automaton; counts each paper's own mentions."""
 
-    def __init__(self, curies: Sequence[str], owners: dict[str, list[_Owner]]) -> None:
-        self._curies = list(curies)
+    def __init__(self, targets: Sequence[MatchTarget]) -> None:
+        self._targets: dict[MatchTarget, int] = {}
+        self._curies: list[str] = []
+        curie_index: dict[str, int] = {}
+        owners: dict[str, list[_Owner]] = {}
+        for target in targets:
+            if target in self._targets:
+                continue  # papers listing an entity under the same names share one target
+            t = self._targets[target] = len(self._targets)
+            c = curie_index.setdefault(target.curie, len(self._curies))
+            if c == len(self._curies):
+                self._curies.append(target.curie)
+            plurals = target.entity_type in _PLURAL_TYPES
+            for name in target.names:
+                for spelling in _spellings(name, plurals):
+                    _add_owner(owners, fold_str(spelling, casefold=True), _Owner(t, c, None))
+            for symbol in target.symbols:
+                for spelling in _spellings(symbol, plurals=False):
+                    exact = fold_str(spelling, casefold=False)
+                    _add_owner(owners, fold_str(spelling, casefold=True), _Owner(t, c, exact))
         self._patterns = list(owners)
         self._owners = [owners[p] for p in self._patterns]
         self._automaton = AhoCorasick(self._patterns, matchkind=MatchKind.Standard)
 
     @classmethod
     def for_entities(cls, entities: Sequence[MatchTarget]) -> MentionMatcher:
-        """Build the matcher for one paper's targets (targets sharing a CURIE are merged)."""
-        curies: list[str] = []
-        owners: dict[str, list[_Owner]] = {}
-        index: dict[str, int] = {}
-        for target in entities:
-            t = index.setdefault(target.curie, len(curies))
-            if t == len(curies):
-                curies.append(target.curie)
-            plurals = target.entity_type in _PLURAL_TYPES
-            for name in target.names:
-                for spelling in _spellings(name, plurals):
-                    _add_owner(owners, _fold_str(spelling, casefold=True), _Owner(t, None))
-            for symbol in target.symbols:
-                for spelling in _spellings(symbol, plurals=False):
-                    exact = _fold_str(spelling, casefold=False)
-                    _add_owner(owners, _fold_str(spelling, casefold=True), _Owner(t, exact))
-        return cls(curies, owners)
+        """A matcher for these targets (targets sharing a CURIE count once per span)."""
+        return cls(entities)
 
-    def count_mentions(self, sections: Iterable[tuple[int, str]]) -> list[Mention]:
-        """Mentions per (entity, section), in section order then CURIE order."""
-        mentions: list[Mention] = []
-        seen: set[int] = set()
-        for ordinal, text in sections:
-            if ordinal in seen:
-                raise ValueError(f"section ordinal {ordinal} given twice")
-            seen.add(ordinal)
-            counts: dict[int, list[int]] = {}  # target -> [count, first offset]
-            for start, targets in self._winning_spans(text):
-                for t in targets:
-                    entry = counts.setdefault(t, [0, start])
+    def count_mentions(
+        self, sections: Iterable[tuple[int, str]], targets: Iterable[MatchTarget] | None = None
+    ) -> list[Mention]:
+        """Mentions per (entity, section), in section order then CURIE order.
+
+        targets: the paper's own entities (matches of the batch's other entities do not
+        count); None counts every target the matcher was built with.
+        """
+        listed = list(sections)
+        ordinals = [ordinal for ordinal, _ in listed]
+        if len(set(ordinals)) != len(ordinals):
+            dup = next(o for o in ordinals if ordinals.count(o) > 1)
+            raise ValueError(f"section ordinal {dup} given twice")
+        if not self._patterns or not listed:
+            return []
+        allowed = None if targets is None else {self._targets.get(t, -1) for t in targets}
+        folded = fold_sections([text for _, text in listed])
+        counts: dict[tuple[int, int], list[int]] = {}  # (section, curie) -> [count, first]
+        starts = folded.section_starts
+        for start, curies in self._winning_spans(folded, allowed):
+            section = bisect.bisect_right(starts, start) - 1
+            offset = start - starts[section]
+            for c in curies:
+                entry = counts.get((section, c))
+                if entry is None:
+                    counts[(section, c)] = [1, offset]
+                else:
                     entry[0] += 1
-                    entry[1] = min(entry[1], start)
-            mentions.extend(
-                Mention(self._curies[t], ordinal, count, first)
-                for t, (count, first) in sorted(counts.items(), key=lambda kv: self._curies[kv[0]])
-            )
-        return mentions
+                    entry[1] = min(entry[1], offset)
+        curies_ = self._curies
+        ordered = sorted(counts.items(), key=lambda kv: (kv[0][0], curies_[kv[0][1]]))
+        return [
+            Mention(curies_[c], ordinals[section], count, first)
+            for (section, c), (count, first) in ordered
+        ]
 
-    def _winning_spans(self, text: str) -> list[tuple[int, frozenset[int]]]:
+    def _winning_spans(
+        self, folded: FoldedText, allowed: set[int] | None
+    ) -> list[tuple[int, frozenset[int]]]:
         # valid candidates first, then longest-wins among them, so a rejected candidate never
         # hides a valid one it overlaps
-        if not self._patterns or not text:
+        text = folded.text
+        found = self._automaton.find_matches_as_indexes(folded.folded, overlapping=True)
+        if not found:
             return []
-        folded, offsets = _fold(text)
+        patterns, first, last = zip(*found, strict=True)
+        # every match's original span at once: numpy indexing, not a lookup per match
+        begins = folded.starts[list(first)].tolist()
+        finishes = folded.ends[[f - 1 for f in last]].tolist()
         candidates: dict[tuple[int, int], set[int]] = {}
-        for p, fs, fe in self._automaton.find_matches_as_indexes(folded, overlapping=True):
-            if offsets.splits(fs) or offsets.splits(fe):
+        owners_of, word, whole = self._owners, _WORD_CHAR, folded.one_to_one
+        for p, fs, fe, start, end in zip(patterns, first, last, begins, finishes, strict=True):
+            owners = owners_of[p]
+            if allowed is not None:
+                owners = [o for o in owners if o.target in allowed]
+                if not owners:
+                    continue
+            if not whole and (folded.splits(fs) or folded.splits(fe)):
                 continue  # begins or ends inside a character that folded to several ("ß")
-            start, end = offsets.start(fs), offsets.end(fe - 1)
-            if not _whole_word(text, start, end):
-                continue
-            for owner in self._owners[p]:
+            if (start > 0 and word[text[start - 1]]) or (end < len(text) and word[text[end]]):
+                continue  # not a whole word
+            for owner in owners:
                 if owner.exact is None or _symbol_matches(text, start, end, owner.exact):
-                    candidates.setdefault((start, end), set()).add(owner.target)
+                    candidates.setdefault((start, end), set()).add(owner.curie)
         taken_starts: list[int] = []
         taken_ends: list[int] = []
         winners: list[tuple[int, frozenset[int]]] = []
-        for (start, end), targets in sorted(candidates.items(), key=_longest_then_leftmost):
+        for (start, end), curies in sorted(candidates.items(), key=_longest_then_leftmost):
             i = bisect.bisect_left(taken_starts, start)
             if i > 0 and taken_ends[i - 1] > start:
                 continue
@@ -170,7 +200,7 @@ class MentionMatcher:
                 continue
             taken_starts.insert(i, start)
             taken_ends.insert(i, end)
-            winners.append((start, frozenset(targets)))
+            winners.append((start, frozenset(curies)))
         return winners
 
 
@@ -184,11 +214,12 @@ def _add_owner(owners: dict[str, list[_Owner]], pattern: str, owner: _Owner) -> 
         owners[pattern].append(owner)
 
 
-def _spellings(name: str, plurals: bool) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def _spellings(name: str, plurals: bool) -> tuple[str, ...]:
     """Every spelling a name may take in text: plural forms, and each gap as space or nothing."""
     words = [w for w in _GAP_RUN.split(unicodedata.normalize("NFC", name)) if w]
     if not words:
-        return []
+        return ()
     lasts = [words[-1], *(_number_forms(words[-1]) if plurals else ())]
     spellings: list[str] = []
     gaps = len(words) - 1
@@ -200,7 +231,7 @@ def _spellings(name: str, plurals: bool) -> list[str]:
     for join in joins:
         head = "".join(w + j for w, j in zip(words, join, strict=False))
         spellings.extend(head + last for last in lasts)
-    return list(dict.fromkeys(spellings))
+    return tuple(dict.fromkeys(spellings))
 
 
 def _number_forms(word: str) -> list[str]:
@@ -227,149 +258,19 @@ def _number_forms(word: str) -> list[str]:
     return forms
 
 
-class _Offsets(Protocol):
-    def start(self, f: int) -> int: ...  # original offset where folded char f begins
-    def end(self, f: int) -> int: ...  # original offset just after folded char f
-    def splits(self, f: int) -> bool: ...  # f falls inside one original char's folding
+class _WordChars(dict[str, bool]):
+    """Letters, digits and combining marks: what a name may not run on into."""
+
+    def __missing__(self, ch: str) -> bool:
+        value = self[ch] = ch.isalnum() or unicodedata.category(ch).startswith("M")
+        return value
 
 
-@dataclass(frozen=True, slots=True)
-class _Listed:
-    """Offsets of every folded character (the general path)."""
-
-    starts: list[int]
-    ends: list[int]
-
-    def start(self, f: int) -> int:
-        return self.starts[f]
-
-    def end(self, f: int) -> int:
-        return self.ends[f]
-
-    def splits(self, f: int) -> bool:
-        return 0 < f < len(self.starts) and self.starts[f - 1] == self.starts[f]
-
-
-@dataclass(frozen=True, slots=True)
-class _Segmented:
-    """Offsets as segments: linear runs of one folded char per original char, and gaps."""
-
-    folded_at: list[int]  # folded offset where each segment begins
-    original_at: list[int]  # original offset where it begins
-    gap_end: list[int]  # for a gap segment its original end, -1 for a linear one
-
-    def _segment(self, f: int) -> int:
-        return bisect.bisect_right(self.folded_at, f) - 1
-
-    def start(self, f: int) -> int:
-        i = self._segment(f)
-        if self.gap_end[i] >= 0:
-            return self.original_at[i]
-        return self.original_at[i] + f - self.folded_at[i]
-
-    def end(self, f: int) -> int:
-        i = self._segment(f)
-        if self.gap_end[i] >= 0:
-            return self.gap_end[i]
-        return self.original_at[i] + f - self.folded_at[i] + 1
-
-    def splits(self, f: int) -> bool:
-        return False  # every folded char stands for whole original chars
-
-
-def _fold(text: str) -> tuple[str, _Offsets]:
-    """Text folded for matching, with the map from folded to original offsets."""
-    # the fast path: text whose casefolding keeps one char per char (all ascii text, most
-    # other text) needs offsets only where a gap changes length: a whitespace run longer than
-    # one char becomes one space, a hyphen-only run disappears
-    if text.isascii() or (
-        unicodedata.is_normalized("NFC", text) and len(text.casefold()) == len(text)
-    ):
-        return _fold_segmented(text)
-    parts: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    pos = 0
-    for gap in _GAP_RUN.finditer(text):
-        _fold_run(text, pos, gap.start(), parts, starts, ends)
-        if gap.group().strip(HYPHENS):  # whitespace in the run; a hyphen alone is dropped
-            parts.append(" ")
-            starts.append(gap.start())
-            ends.append(gap.end())
-        pos = gap.end()
-    _fold_run(text, pos, len(text), parts, starts, ends)
-    return "".join(parts), _Listed(starts, ends)
-
-
-def _fold_segmented(text: str) -> tuple[str, _Segmented]:
-    folded_at, original_at, gap_end = [0], [0], [-1]
-    parts: list[str] = []
-    pos = f = 0
-    for gap in _CHANGING_GAP.finditer(text):
-        parts.append(text[pos : gap.start()])
-        f += gap.start() - pos
-        if gap.group().strip(HYPHENS):
-            parts.append(" ")
-            folded_at.append(f)
-            original_at.append(gap.start())
-            gap_end.append(gap.end())
-            f += 1
-        folded_at.append(f)
-        original_at.append(gap.end())
-        gap_end.append(-1)
-        pos = gap.end()
-    parts.append(text[pos:])
-    folded = _OTHER_SPACE.sub(" ", "".join(parts))
-    folded = folded.lower() if text.isascii() else folded.casefold()
-    return folded, _Segmented(folded_at, original_at, gap_end)
-
-
-def _fold_run(
-    text: str, begin: int, end: int, parts: list[str], starts: list[int], ends: list[int]
-) -> None:
-    run = text[begin:end]
-    folded = run.casefold()
-    if len(folded) == len(run) and (run.isascii() or unicodedata.is_normalized("NFC", run)):
-        # the common case: one folded character per original one (casefold never drops one)
-        parts.append(folded)
-        starts.extend(range(begin, end))
-        ends.extend(range(begin + 1, end + 1))
-        return
-    # a cluster is a character and the combining marks after it: normalised and folded as one
-    i = begin
-    while i < end:
-        j = i + 1
-        while j < end and unicodedata.combining(text[j]):
-            j += 1
-        cluster = unicodedata.normalize("NFC", text[i:j]).casefold()
-        parts.append(cluster)
-        starts.extend([i] * len(cluster))
-        ends.extend([j] * len(cluster))
-        i = j
-
-
-def _fold_str(text: str, casefold: bool) -> str:
-    """A name or a slice folded as _fold folds text: NFC, gaps, and optionally casefold."""
-    text = _GAP_RUN.sub(_gap, unicodedata.normalize("NFC", text))
-    return text.casefold() if casefold else text
-
-
-def _gap(m: re.Match[str]) -> str:
-    return " " if m.group().strip(HYPHENS) else ""
-
-
-def _is_word_char(ch: str) -> bool:
-    return ch.isalnum() or unicodedata.category(ch).startswith("M")
-
-
-def _whole_word(text: str, start: int, end: int) -> bool:
-    before = start > 0 and _is_word_char(text[start - 1])
-    after = end < len(text) and _is_word_char(text[end])
-    return not (before or after)
+_WORD_CHAR = _WordChars()
 
 
 def _symbol_matches(text: str, start: int, end: int, exact: str) -> bool:
     # "INS-1" is another name, as "INS1" is: a symbol must not run on into hyphen + digit
     if end + 1 < len(text) and text[end] in HYPHENS and text[end + 1].isdigit():
         return False
-    return _fold_str(text[start:end], casefold=False) == exact
+    return fold_str(text[start:end], casefold=False) == exact

@@ -18,7 +18,7 @@ LAYERS = [
     ["flows.fetch"],
     ["flows.references", "flows.fulltext"],
     ["flows.entities"],
-    ["flows.mentions"],
+    ["flows.folding", "flows.mentions"],
     ["flows.assemble"],
     ["flows.load.db", "flows.load.migrate"],  # which database: used by the gate and the loader
     ["flows.quality"],
