@@ -6,17 +6,32 @@ small `BatchOutcome` (counts, quality outcomes, stage times) for the run summary
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from prefect import get_run_logger
+
+from flows.fetch.plan import needs_nothing
 from flows.fetch.progress import FetchProgress
 from flows.fetch.stage import FetchContext
-from flows.records import BatchOutcome, LoadResult, Mode, PaperRecord, QuarantineRow
+from flows.quality.results import QualityReport
+from flows.quality.verdict import BatchVerdict
+from flows.records import (
+    BatchOutcome,
+    FetchResult,
+    KnownSeed,
+    LoadResult,
+    Mode,
+    PaperLoad,
+    PaperRecord,
+    QuarantineRow,
+)
 from flows.resources import Resources
 from flows.seeds import SeedBatch, drop_duplicate_ids
 from flows.settings import Settings
@@ -96,16 +111,36 @@ def batched(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 
 def select_papers(
     parsed: SeedBatch, seen: dict[str, str], only: frozenset[str] | None
-) -> tuple[list[PaperRecord], list[QuarantineRow]]:
-    """The batch's papers to process (first document per id, only the named ones if any)."""
-    papers, duplicates = drop_duplicate_ids(parsed.papers, seen)
+) -> tuple[list[PaperRecord], list[QuarantineRow], list[KnownSeed]]:
+    """The batch's papers to process, its rejected documents, and its unchanged seeds.
+
+    The first document of each id wins, in path order, parsed or not; with `only`, just the
+    named papers.
+    """
+    papers, duplicates = drop_duplicate_ids(parsed.papers, seen, parsed.ids)
+    dropped = {r.document for r in duplicates}
+    unchanged = [k for k in parsed.unchanged if k.seed_path not in dropped]
     rejected = [*parsed.rejected, *duplicates]
     if only is None:
-        return papers, rejected
+        return papers, rejected, unchanged
     return (
         [p for p in papers if p.paper_id in only],
         [r for r in rejected if r.paper_id in only],
+        [k for k in unchanged if k.paper_id in only],
     )
+
+
+def known_seeds(run: RunPlan, res: Resources, paths: Sequence[Path]) -> dict[str, KnownSeed]:
+    """Seeds loaded before whose full text needs nothing now: same bytes, no parsing needed."""
+    if run.mode != "incremental" or run.only is not None:
+        return {}
+    now = dt.datetime.now(dt.UTC)
+    freshness = dt.timedelta(hours=res.settings.freshness_hours)
+    return {
+        path: KnownSeed(path, stored.paper_id, stored.source_sha256)
+        for path, stored in res.loader.stored_seeds([str(p) for p in paths]).items()
+        if stored.source_sha256 and needs_nothing(stored, now, freshness, res.store.has)
+    }
 
 
 def ingest_batch(
@@ -119,19 +154,28 @@ def ingest_batch(
     """Take one batch of seed files through every stage; returns what it did."""
     clock = _Clock()
     settings = res.settings
+    before = (number - 1) * run.batch_size
     with clock.stage("parse"):
-        papers, rejected = select_papers(parse_seeds(paths), seen, run.only)
+        parsed = parse_seeds(paths, known_seeds(run, res, paths))
+        papers, rejected, unchanged = select_papers(parsed, seen, run.only)
+    skipped = LoadResult(unchanged=tuple(k.paper_id for k in unchanged))
+    if not papers:
+        # every seed unchanged (or rejected): nothing to fetch, assemble, validate or load
+        progress.papers_done(before + len(paths))
+        if rejected:
+            record_refused_batch(res.loader, run.run_id, unwalked(rejected), (), ())
+        return _outcome(number, paths, run, [], skipped, rejected, skipped, None, (), {}, clock)
     with clock.stage("fetch"):
         ids = [p.paper_id for p in papers]
         stored = read_stored(res.loader, ids, run.mode == "offline")
-        before = (number - 1) * run.batch_size
         ctx = FetchContext(settings, res.store, res.limiter, progress, before, res.session)
         fetched = fetch_fulltexts(unwalked(papers), unwalked(stored), run.mode, ctx, run.force)
     with clock.stage("assemble"):
         loads, problems = assemble(unwalked(papers), unwalked(fetched), unwalked(stored), run.force)
+    rejected += problems
     with clock.stage("validate"):
-        verdict = validate(res.gate(), unwalked(loads), number, settings.dq_max_failure_share)
-    rejected += [*problems, *verdict.rejected]
+        verdict = validate_or_skip(res, loads, number)
+    rejected += verdict.rejected
     result: LoadResult | None = None
     with clock.stage("load"):
         if verdict.over_threshold:
@@ -153,17 +197,46 @@ def ingest_batch(
                 unwalked(verdict.report.outcomes),
                 run.force,
             )
+            result = replace(result, unchanged=(*result.unchanged, *skipped.unchanged))
     statuses = Counter(s.status for s in fetched.states.values() if s.requested and s.status)
+    return _outcome(
+        number, paths, run, papers, skipped, rejected, result, verdict, fetched.results, statuses,
+        clock,
+    )  # fmt: skip
+
+
+def validate_or_skip(res: Resources, loads: Sequence[PaperLoad], number: int) -> BatchVerdict:
+    """The before-load checkpoint, or, when no paper of the batch is written, nothing to do."""
+    if all(load.content is None for load in loads):
+        get_run_logger().info("batch %d: every paper unchanged, nothing to validate", number)
+        return BatchVerdict(tuple(loads), (), QualityReport((), ()), 0, 0.0, False)
+    return validate(res.gate(), unwalked(loads), number, res.settings.dq_max_failure_share)
+
+
+def _outcome(
+    number: int,
+    paths: Sequence[Path],
+    run: RunPlan,
+    papers: Sequence[PaperRecord],
+    skipped: LoadResult,
+    rejected: Sequence[QuarantineRow],
+    result: LoadResult | None,
+    verdict: BatchVerdict | None,
+    fetches: Sequence[FetchResult],
+    statuses: Mapping[str, int],
+    clock: _Clock,
+) -> BatchOutcome:
+    refused = verdict is not None and verdict.over_threshold
     return BatchOutcome(
         number=number,
-        documents=len(papers) if run.only else len(paths),
-        papers=tuple(ids),
+        documents=len(papers) + len(skipped.unchanged) if run.only else len(paths),
+        papers=(*(p.paper_id for p in papers), *skipped.unchanged),
         quarantined=sum(1 for r in rejected if r.rejected_whole),
         quarantine_rows=len(rejected),
-        fetched=len(fetched.results),
+        fetched=len(fetches),
         fetch_statuses=dict(statuses),
-        result=result,
-        refused=verdict.message() if verdict.over_threshold else None,
-        outcomes=verdict.report.outcomes,
+        result=None if refused else result,
+        refused=verdict.message() if verdict is not None and refused else None,
+        outcomes=() if verdict is None else verdict.report.outcomes,
         seconds=clock.seconds,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -16,6 +18,21 @@ from flows.resources import Resources, resources_for
 from flows.seeds import discover_seeds
 from flows.settings import get_settings
 from flows.tasks import validate_tables
+
+
+def _after_load(res: Resources, run: RunPlan, tally: report.RunTally, logger: Any) -> Path | None:
+    """Check the rows the run wrote and build the Data Docs; a run that wrote nothing skips both."""
+    if tally.wrote_rows:
+        with tally.times.stage("validate"):
+            expected = tally.expected_rows()
+            tally.add_after_load(validate_tables(res.gate(), res.loader, run.run_id, expected))
+    else:
+        logger.info("nothing changed: no rows written, so no after-load checks and no Data Docs")
+    tally.counts.row_counts = res.loader.row_counts()
+    if not (res.settings.data_docs and res.gate_built):
+        return None
+    with tally.times.stage("report"):
+        return res.gate().build_data_docs()
 
 
 class DataQualityError(RuntimeError):
@@ -77,12 +94,7 @@ def _ingest(
         if run.only is not None and (missing := sorted(run.only - tally.papers)):
             tally.note(f"--only ids not found among the seeds: {', '.join(missing)}")
             logger.warning(tally.notes[-1])
-        with tally.times.stage("validate"):
-            after = validate_tables(res.gate(), res.loader, run.run_id, tally.expected_rows())
-        tally.add_after_load(after)
-        tally.counts.row_counts = res.loader.row_counts()
-        with tally.times.stage("report"):
-            docs = res.gate().build_data_docs() if res.settings.data_docs else None
+        docs = _after_load(res, run, tally, logger)
     except BaseException as exc:
         res.loader.finish_run(run.run_id, "failed", tally.counts, f"{type(exc).__name__}: {exc}")
         raise

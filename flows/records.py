@@ -89,6 +89,15 @@ class PaperRecord:
     problems: tuple[SeedProblem, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class KnownSeed:
+    """A seed document loaded before, whose full text needs nothing this run."""
+
+    seed_path: str
+    paper_id: str
+    sha256: str  # the seed's bytes when it was loaded: the same bytes need no parsing
+
+
 # fetch: source URL -> raw bytes in the raw store
 
 

@@ -126,9 +126,11 @@ class RunSummary:
     def headline(self) -> str:
         """One line: papers new/updated/unchanged/failed/quarantined."""
         c = self.counts
+        changed = "" if c.new or c.updated else " - nothing changed"
         return (
             f"papers: {c.new} new, {c.updated} updated, {c.unchanged} unchanged, "
             f"{c.failed} full text failed, {c.quarantined} quarantined (of {c.seen} documents)"
+            f"{changed}"
         )
 
     def to_text(self) -> str:
@@ -227,6 +229,11 @@ class RunTally:
         self.papers.update(outcome.papers)
         for stage, seconds in outcome.seconds.items():
             self.times.seconds[stage] = self.times.seconds.get(stage, 0.0) + seconds
+
+    @property
+    def wrote_rows(self) -> bool:
+        """Whether any batch wrote a row to a table that carries the run id."""
+        return any(self.counts.rows_written.get(t, 0) for t in RUN_TABLES)
 
     def expected_rows(self) -> dict[str, int]:
         """Rows the run wrote per table that carries a run id (for the after-load check)."""

@@ -67,6 +67,7 @@ class Table:
     suite: str | None = None  # the before-load suite that validates these rows
     frame_items: Callable[[PaperLoad], Iterable[Any]] | None = None  # default: items
     needs_content: bool = True  # false: unchanged papers (no content read) have rows too
+    frame_by_paper: bool = False  # the before-load frame starts with the paper id anyway
     staging: str = ""  # the temporary table it is staged in; default s_<table>
     _get: Callable[[Any], tuple[Any, ...]] = field(init=False, repr=False)
     _frame_get: Callable[[Any], tuple[Any, ...]] = field(init=False, repr=False)
@@ -91,8 +92,12 @@ class Table:
     @property
     def frame_dtypes(self) -> dict[str, str]:
         """The before-load frame's columns and dtypes (paper_id first)."""
-        head = {"paper_id": "str"} if self.lineage == "paper" else {}
+        head = {"paper_id": "str"} if self._frame_has_paper_id else {}
         return head | {c.name: c.dtype for c in self.columns if c.dtype is not None}
+
+    @property
+    def _frame_has_paper_id(self) -> bool:
+        return self.lineage == "paper" or self.frame_by_paper
 
     def rows(self, loads: Iterable[PaperLoad], run_id: uuid.UUID) -> Iterator[tuple[Any, ...]]:
         """The row tuples these papers contribute, in copy_columns order."""
@@ -126,7 +131,7 @@ class Table:
         for load in loads:
             if load.content is None:
                 continue
-            if self.lineage == "paper":
+            if self._frame_has_paper_id:
                 paper_id = load.paper_id
                 for item in items(load):
                     yield (paper_id, *get(item))
@@ -258,8 +263,8 @@ KEY_FINDINGS = Table(
     source=_seed,
 )
 
-# one row per listing of a curie in a paper; the loader merges them into one row per curie
-# (the before-load frame has one row per curie and paper)
+# one row per curie, derived by the loader from the listings of every paper (the paper with
+# the highest id wins); the before-load frame has one row per curie and paper
 ENTITIES = Table(
     "core.entities",
     (
@@ -267,17 +272,12 @@ ENTITIES = Table(
         Column("prefix", "text", dtype="str"),
         Column("local_id", "text", dtype="str"),
         Column("entity_type", "text", dtype="str"),
-        Column("name_as_written", "text"),
-        Column("symbol", "text"),
-        Column("full_name", "text"),
-        Column("common_name", "text"),
-        Column("listing", "text"),
     ),
-    items=lambda load: _content(load).entities,
-    source=_seed,
+    lineage="none",
     counted=False,
     suite="entities",
     frame_items=_unique_entities,
+    frame_by_paper=True,
 )
 
 PAPER_ENTITIES = Table(
@@ -288,6 +288,10 @@ PAPER_ENTITIES = Table(
         Column("category", "text"),
         Column("name_as_written", "text", dtype="str"),
         Column("line", "integer"),
+        Column("entity_type", "text"),
+        Column("symbol", "text"),
+        Column("full_name", "text"),
+        Column("common_name", "text"),
     ),
     items=lambda load: _content(load).entities,
     source=_seed,

@@ -27,6 +27,7 @@ from flows.records import (
     ExpectationOutcome,
     FetchedBatch,
     FetchResult,
+    KnownSeed,
     LoadResult,
     Mode,
     PaperLoad,
@@ -69,9 +70,9 @@ DB_RETRIES: dict[str, Any] = {
 
 
 @task(name="parse-seeds", cache_policy=NONE)
-def parse_seeds(paths: Sequence[Path]) -> SeedBatch:
-    """Parse one batch of seed files."""
-    return parse_batch(paths)
+def parse_seeds(paths: Sequence[Path], known: Mapping[str, KnownSeed]) -> SeedBatch:
+    """Parse one batch of seed files (a known seed whose bytes are unchanged is not parsed)."""
+    return parse_batch(paths, known)
 
 
 @task(name="read-stored-state", **DB_RETRIES)

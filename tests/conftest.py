@@ -84,6 +84,17 @@ def db_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def other_db_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    """A second fresh, migrated database, for tests that compare two loads."""
+    name = f"tf_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{migrated_template}"')
+    yield _with_dbname(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
 def empty_db_url(pg_server_url: str) -> Iterator[str]:
     """A fresh database with no schema at all (for migration tests)."""
     name = f"tf_empty_{uuid.uuid4().hex[:10]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.records import EntityRef, PaperRecord
+from flows.records import EntityRef, KnownSeed, PaperRecord
 from flows.seeds import (
     SeedParseError,
     discover_seeds,
@@ -281,3 +282,26 @@ def test_arbitrary_text_parses_or_raises_seed_parse_error(text: str) -> None:
 def test_shuffled_seed_lines_never_crash(lines: list[str]) -> None:
     with contextlib.suppress(SeedParseError):
         parse("".join(lines))
+
+
+def test_a_known_seed_with_the_same_bytes_is_not_parsed(tmp_path: Path) -> None:
+    same, edited = tmp_path / "a.md", tmp_path / "b.md"
+    same.write_text(SEED_TEXT, "utf-8")
+    edited.write_text(SEED_TEXT.replace("PMC12809390", "PMC2"), "utf-8")
+    sha = hashlib.sha256(SEED_TEXT.encode()).hexdigest()
+    known = {str(same): KnownSeed(str(same), "PMC12809390", sha),
+             str(edited): KnownSeed(str(edited), "PMC2", sha)}  # fmt: skip
+    batch = parse_batch([same, edited], known)
+    assert batch.unchanged == (known[str(same)],)
+    assert [p.paper_id for p in batch.papers] == ["PMC2"]  # its bytes changed: parsed
+    assert batch.ids == ((str(same), "PMC12809390"), (str(edited), "PMC2"))
+
+
+def test_a_duplicate_of_an_unparsed_known_seed_is_still_found(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.md", tmp_path / "b.md"
+    first.write_text(SEED_TEXT, "utf-8")
+    second.write_text(SEED_TEXT + "\n", "utf-8")
+    sha = hashlib.sha256(SEED_TEXT.encode()).hexdigest()
+    batch = parse_batch([first, second], {str(first): KnownSeed(str(first), "PMC12809390", sha)})
+    kept, rejected = drop_duplicate_ids(batch.papers, {}, batch.ids)
+    assert kept == [] and [r.document for r in rejected] == [str(second)]

@@ -86,6 +86,21 @@ def plan_fetches(
     return FetchPlan(tuple(requests), kept)
 
 
+def needs_nothing(
+    stored: StoredPaper, now: dt.datetime, freshness: dt.timedelta, has_body: Callable[[str], bool]
+) -> bool:
+    """Whether a stored paper, its seed unchanged, needs no request and no rewrite this run."""
+    if stored.fulltext_url is None:
+        return stored.fulltext_status == "no_url"
+    return (
+        stored.fulltext_status in GOOD_STATUSES
+        and stored.fulltext_fetched_at is not None
+        and now - stored.fulltext_fetched_at <= freshness
+        and stored.fulltext_sha256 is not None
+        and has_body(stored.fulltext_sha256)
+    )
+
+
 def _fresh(
     paper: PaperRecord,
     before: StoredPaper | None,

@@ -21,14 +21,13 @@ import psycopg
 from flows.entities import preferred_name
 from flows.load.copy import copy_rows, execute_each, stage
 from flows.records import PaperLoad
-from flows.tables import ENTITIES, PAPER_ENTITIES, PAPER_ENTITY_NAMES
+from flows.tables import PAPER_ENTITIES, PAPER_ENTITY_NAMES
 
 
 def stage_entities(
     cur: psycopg.Cursor[Any], run_id: uuid.UUID, loads: Sequence[PaperLoad]
 ) -> dict[str, int]:
-    """Stage the papers' entities, listings and names; returns rows per table."""
-    stage(cur, ENTITIES, ENTITIES.rows(loads, run_id))
+    """Stage the papers' entity listings and names; returns rows per table."""
     return {
         PAPER_ENTITIES.name: stage(cur, PAPER_ENTITIES, PAPER_ENTITIES.rows(loads, run_id)),
         PAPER_ENTITY_NAMES.name: stage(
@@ -42,37 +41,52 @@ def remember_affected(cur: psycopg.Cursor[Any], paper_ids: Sequence[str]) -> Non
     cur.execute(
         """create temp table s_affected on commit drop as
            select curie from core.paper_entities where paper_id = any(%(ids)s)
-           union select curie from s_entities""",
+           union select curie from s_paper_entities""",
         {"ids": list(paper_ids)},
     )
 
 
 def insert_entities(cur: psycopg.Cursor[Any], run_id: uuid.UUID) -> None:
-    """Upsert one row per CURIE, then the papers' listings and names."""
-    # when papers of the batch disagree on an entity's details the highest paper id wins, so
-    # the result does not depend on the order of the seeds
+    """New CURIEs get a row; then the papers' listings and names go in."""
     execute_each(
         cur,
         """insert into core.entities (curie, prefix, local_id, entity_type, preferred_name,
                symbol, full_name, common_name, run_id, source_sha256)
-           select distinct on (curie) curie, prefix, local_id, entity_type, name_as_written,
+           select distinct on (curie) curie, split_part(curie, ':', 1),
+               substr(curie, strpos(curie, ':') + 1), entity_type, name_as_written,
                symbol, full_name, common_name, run_id, source_sha256
-           from s_entities order by curie, paper_id desc, listing
-           on conflict (curie) do update set
-               entity_type = excluded.entity_type, symbol = excluded.symbol,
-               full_name = excluded.full_name, common_name = excluded.common_name,
-               run_id = excluded.run_id, source_sha256 = excluded.source_sha256
-           where (core.entities.entity_type, core.entities.symbol, core.entities.full_name,
-                  core.entities.common_name)
-               is distinct from (excluded.entity_type, excluded.symbol, excluded.full_name,
-                  excluded.common_name);
+           from s_paper_entities order by curie, paper_id desc, listing
+           on conflict (curie) do nothing;
            insert into core.paper_entities (paper_id, curie, listing, category,
-               name_as_written, line, run_id, source_sha256)
-           select paper_id, curie, listing, category, name_as_written, line, run_id,
-               source_sha256 from s_paper_entities;
+               name_as_written, line, entity_type, symbol, full_name, common_name, run_id,
+               source_sha256)
+           select paper_id, curie, listing, category, name_as_written, line, entity_type,
+               symbol, full_name, common_name, run_id, source_sha256 from s_paper_entities;
            insert into core.paper_entity_names (paper_id, curie, name, kind, run_id,
                source_sha256)
            select paper_id, curie, name, kind, run_id, source_sha256 from s_paper_entity_names;""",
+        {"run": run_id},
+    )
+
+
+def settle_entities(cur: psycopg.Cursor[Any], run_id: uuid.UUID) -> None:
+    """Each affected CURIE takes its details from the listing paper with the highest id.
+
+    Computed from every paper in the database, not the batch, so the rows do not depend on
+    which batches loaded in which order.
+    """
+    cur.execute(
+        """update core.entities e set entity_type = w.entity_type, symbol = w.symbol,
+               full_name = w.full_name, common_name = w.common_name, run_id = %(run)s,
+               source_sha256 = w.source_sha256
+           from (select distinct on (curie) curie, entity_type, symbol, full_name,
+                        common_name, source_sha256
+                 from core.paper_entities join s_affected using (curie)
+                 order by curie, paper_id desc, listing) w
+           where e.curie = w.curie
+             and (e.entity_type, e.symbol, e.full_name, e.common_name, e.source_sha256)
+                 is distinct from
+                 (w.entity_type, w.symbol, w.full_name, w.common_name, w.source_sha256)""",
         {"run": run_id},
     )
 

@@ -78,6 +78,19 @@ class PostgresLoader:
                     )
         return stored
 
+    def stored_seeds(self, seed_paths: Sequence[str]) -> dict[str, StoredPaper]:
+        """Stored papers by the seed file they were read from (to spot unchanged seeds)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                """select seed_path, paper_id, source_sha256, content_sha256, fulltext_url,
+                          fulltext_status, fulltext_sha256, fulltext_etag,
+                          fulltext_last_modified, fulltext_fetched_at, fulltext_checked_at,
+                          fulltext_error
+                   from core.papers where seed_path = any(%s)""",
+                (list(seed_paths),),
+            ).fetchall()
+        return {r[0]: StoredPaper(*r[1:]) for r in rows}
+
     def load_batch(
         self,
         run_id: uuid.UUID,
@@ -157,7 +170,9 @@ def write_papers(
     entities.insert_entities(cur, run_id)
     # the papers' old rows are gone and their entities are in: COPY straight into the tables
     rows |= copy_fulltext(cur, run_id, loads)
+    entities.settle_entities(cur, run_id)
     entities.refresh_aliases(cur, run_id)
     entities.prune_entities(cur)
+    papers.settle_authors(cur, run_id)
     papers.prune_authors(cur)
     return rows

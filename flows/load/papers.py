@@ -96,6 +96,24 @@ def insert_summaries(cur: psycopg.Cursor[Any], run_id: uuid.UUID) -> None:
     )
 
 
+def settle_authors(cur: psycopg.Cursor[Any], run_id: uuid.UUID) -> None:
+    """Each author these papers list, or listed, names the paper with the lowest id as source.
+
+    Computed from every paper in the database, so it does not depend on batch order.
+    """
+    cur.execute(
+        """update core.authors a set source_sha256 = w.source_sha256, run_id = %(run)s
+           from (select distinct on (author_id) author_id, source_sha256
+                 from core.paper_authors
+                 where author_id in (select author_id from s_old_authors
+                                     union select a.author_id from core.authors a
+                                           join s_paper_authors s using (name))
+                 order by author_id, paper_id) w
+           where a.author_id = w.author_id and a.source_sha256 <> w.source_sha256""",
+        {"run": run_id},
+    )
+
+
 def prune_authors(cur: psycopg.Cursor[Any]) -> None:
     """Delete the authors these papers had that no paper lists any more."""
     cur.execute(

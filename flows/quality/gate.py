@@ -206,16 +206,18 @@ class QualityGate:
     def _table_validation(
         self, url: str, suite: SuiteFile, run_id: uuid.UUID, expected: Mapping[str, int]
     ) -> Any:
-        # the run-count suite's query names this run and its counts, so it is made for each
-        # call (once per run in the flow); the other suites once per database
-        cached = self._after_load.get((url, suite.name))
-        if cached is not None and not suite.run_counts:
-            return cached
+        # a query that names the run (its rows, its counts) is made for each call, once per
+        # run in the flow; a suite over whole tables once per database
         assert suite.query is not None
+        per_run = suite.run_counts or "{run_id}" in suite.query
+        cached = self._after_load.get((url, suite.name))
+        if cached is not None and not per_run:
+            return cached
         query = suite.query
         asset_name = suite.name
-        if suite.run_counts:
-            query = query.format(counts=_run_counts_query(suite.name, run_id, expected))
+        if per_run:
+            counts = _run_counts_query(suite.name, run_id, expected) if suite.run_counts else ""
+            query = query.format(counts=counts, run_id=uuid.UUID(str(run_id)))
             asset_name = f"{suite.name}.{uuid.uuid4().hex}"
         source = self._sql_source(url)
         batch_definition = source.add_query_asset(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.records import PaperRecord, QuarantineRow
+from flows.records import KnownSeed, PaperRecord, QuarantineRow
 from flows.seeds.summary import SeedParseError, parse_summary
 
 SEED_SUFFIXES = (".md", ".txt")
@@ -30,55 +31,74 @@ def read_seed(path: Path) -> PaperRecord:
 
 @dataclass(frozen=True, slots=True)
 class SeedBatch:
-    """The papers read from a batch of seed files, and what was rejected."""
+    """The papers read from a batch of seed files, what was rejected, what needed no reading."""
 
     papers: tuple[PaperRecord, ...]
     rejected: tuple[QuarantineRow, ...]
+    unchanged: tuple[KnownSeed, ...] = ()  # known seeds whose bytes are the same: not parsed
+    ids: tuple[tuple[str, str], ...] = ()  # (seed path, paper id) of both, in path order
 
 
-def parse_batch(paths: Sequence[Path]) -> SeedBatch:
-    """Parse seed files; a bad file or line becomes a quarantine row, never an exception."""
+def parse_batch(paths: Sequence[Path], known: Mapping[str, KnownSeed] | None = None) -> SeedBatch:
+    """Parse seed files; a bad file or line becomes a quarantine row, never an exception.
+
+    A file in `known` whose bytes still hash to what was loaded is not parsed at all.
+    """
     papers: list[PaperRecord] = []
     rejected: list[QuarantineRow] = []
+    unchanged: list[KnownSeed] = []
+    ids: list[tuple[str, str]] = []
     for path in paths:
         try:
-            paper = read_seed(path)
+            raw = path.read_bytes()
+        except OSError as exc:
+            rejected.append(QuarantineRow(str(path), "parse", f"cannot read: {exc}", True))
+            continue
+        seen_before = (known or {}).get(str(path))
+        if seen_before is not None and hashlib.sha256(raw).hexdigest() == seen_before.sha256:
+            unchanged.append(seen_before)
+            ids.append((seen_before.seed_path, seen_before.paper_id))
+            continue
+        try:
+            paper = parse_summary(raw, str(path))
         except SeedParseError as exc:
             rejected.append(
                 QuarantineRow(str(path), "parse", exc.reason, True, line=exc.line or None)
             )
             continue
-        except OSError as exc:
-            rejected.append(QuarantineRow(str(path), "parse", f"cannot read: {exc}", True))
-            continue
         papers.append(paper)
+        ids.append((paper.seed_path, paper.paper_id))
         rejected.extend(
             QuarantineRow(
                 str(path), "parse", p.reason, False, paper.paper_id, p.line, {"text": p.text}
             )
             for p in paper.problems
         )
-    return SeedBatch(tuple(papers), tuple(rejected))
+    return SeedBatch(tuple(papers), tuple(rejected), tuple(unchanged), tuple(ids))
 
 
 def drop_duplicate_ids(
-    papers: Sequence[PaperRecord], seen: dict[str, str]
+    papers: Sequence[PaperRecord], seen: dict[str, str], ids: Sequence[tuple[str, str]] = ()
 ) -> tuple[list[PaperRecord], list[QuarantineRow]]:
-    """Keep the first document of each paper id in a run; later ones are quarantined."""
-    kept: list[PaperRecord] = []
+    """Keep the first document of each paper id in a run; later ones are quarantined.
+
+    ids: (seed path, paper id) of every document of the batch in path order, parsed or not;
+    without them, the papers' own order.
+    """
+    order = ids or [(p.seed_path, p.paper_id) for p in papers]
     rejected: list[QuarantineRow] = []
-    for paper in papers:
-        first = seen.setdefault(paper.paper_id, paper.seed_path)
-        if first == paper.seed_path:
-            kept.append(paper)
-        else:
+    dropped: set[str] = set()
+    for path, paper_id in order:
+        first = seen.setdefault(paper_id, path)
+        if first != path:
+            dropped.add(path)
             rejected.append(
                 QuarantineRow(
-                    paper.seed_path,
+                    path,
                     "parse",
-                    f"duplicate paper id {paper.paper_id}: already read from {first}",
+                    f"duplicate paper id {paper_id}: already read from {first}",
                     True,
-                    paper.paper_id,
+                    paper_id,
                 )
             )
-    return kept, rejected
+    return [p for p in papers if p.seed_path not in dropped], rejected

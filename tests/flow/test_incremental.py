@@ -20,6 +20,7 @@ from bench.synth import SynthPaper, make_paper, write_seeds
 from flows.cli import main
 from flows.fetch.limits import FETCH_LIMIT_PREFIX
 from flows.ingest import ingest
+from flows.seeds import batch as seeds_batch
 from tests.helpers import query
 from tests.http_server import ScriptedHTTPServer, markdown
 
@@ -152,3 +153,33 @@ def test_a_run_id_is_the_prefect_flow_run_id(
     summary = ingest(seeds=str(tmp_path / "seeds"))
     (run_id,) = query(tomeflow_env, "select run_id from ops.runs")[0]
     assert run_id == summary.run_id and isinstance(run_id, uuid.UUID)
+
+
+def test_a_run_with_nothing_to_write_parses_validates_and_documents_nothing(
+    tmp_path: Path,
+    tomeflow_env: str,
+    http_server: ScriptedHTTPServer,
+    papers: list[SynthPaper],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seeds = str(tmp_path / "seeds")
+    ingest(seeds=seeds)
+    made = requests_made(http_server)
+    parsed: list[str] = []
+    real_parse = seeds_batch.parse_summary
+    monkeypatch.setattr(
+        seeds_batch, "parse_summary", lambda raw, path: parsed.append(path) or real_parse(raw, path)
+    )
+    summary = ingest(seeds=seeds)
+    assert requests_made(http_server) == made and parsed == []  # no request, no parsing
+    assert summary.headline().endswith("nothing changed")
+    assert summary.counts.rows_written == {} and summary.data_quality.tallies == {}
+    assert query(
+        tomeflow_env, "select count(*) from ops.dq_results where run_id = %s", summary.run_id
+    ) == [(0,)]
+    # one changed seed: only it is parsed, and only its batch is validated
+    page = tmp_path / "seeds" / f"{papers[1].paper_id}.md"
+    page.write_text(page.read_text("utf-8").replace("Synthetic study", "A study"), "utf-8")
+    summary = ingest(seeds=seeds)
+    assert parsed == [str(page)] and summary.counts.updated == 1
+    assert summary.data_quality.tallies and not summary.data_quality.failed

@@ -93,3 +93,35 @@ def test_full_refresh_rewrites_identical_rows(db_url: str, loads: list[PaperLoad
     assert len(result.unchanged) == 3 and result.rows_written["core.sections"] > 0
     assert snapshot(db_url, CORE_TABLES, exclude=("run_id", "loaded_at")) == before
     assert query(db_url, "select distinct run_id from core.sections") == [(run,)]
+
+
+def test_shared_rows_do_not_depend_on_batch_order_or_size(
+    db_url: str, other_db_url: str, tmp_path: Path
+) -> None:
+    store = RawStore(tmp_path / "raw")
+    sha = store.put(REAL_FULLTEXT.read_bytes())
+    state = FulltextState("fetched", sha, None, None, NOW, NOW, None, True)
+    papers = []
+    for n, full_name in ((1, "insulin"), (2, "preproinsulin"), (3, "proinsulin")):
+        seed = REAL_SEED.read_bytes().replace(b"PMC12809390", f"PMC{n}".encode())
+        seed = seed.replace(b"INS (insulin)", f"INS ({full_name})".encode())
+        seed = seed.replace(b"Enis Kostallari", f"Enis Kostallari, Author {n}".encode())
+        load, _ = assemble_paper(parse_summary(seed, f"PMC{n}.md"), state, None, store)
+        papers.append(load)
+    first, second = PostgresLoader(db_url), PostgresLoader(other_db_url)
+    run = start(first)
+    for batch in ([papers[0], papers[1]], [papers[2]]):  # batches of two, in order
+        first.load_batch(run, batch)
+    run = start(second)
+    for batch in ([papers[2]], [papers[1]], [papers[0]]):  # batches of one, backwards
+        second.load_batch(run, batch)
+    ignored = ("run_id", "loaded_at", "author_id")
+    assert snapshot(db_url, CORE_TABLES, ignored) == snapshot(other_db_url, CORE_TABLES, ignored)
+    # the paper with the highest id gives the entity its details, however the batches ran
+    (gene,) = query(
+        other_db_url,
+        "select full_name, source_sha256 from core.entities where curie = 'NCBIGene:3630'",
+    )
+    assert gene == ("proinsulin", papers[2].paper.seed_sha256)
+    authors = "select a.name, a.source_sha256 from core.authors a order by name"
+    assert query(db_url, authors) == query(other_db_url, authors)
