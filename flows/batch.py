@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
 
 from flows.fetch.plan import needs_nothing
 from flows.fetch.progress import FetchProgress
@@ -143,38 +145,67 @@ def known_seeds(run: RunPlan, res: Resources, paths: Sequence[Path]) -> dict[str
     }
 
 
+@dataclass(frozen=True, slots=True)
+class ReadBatch:
+    """A batch's seed files, read in the flow in order: what goes on, and what stops here."""
+
+    number: int
+    documents: int  # seed documents the batch counts as seen
+    papers: tuple[PaperRecord, ...]  # to fetch, assemble, validate and load
+    rejected: tuple[QuarantineRow, ...]
+    unchanged: tuple[str, ...]  # ids of known seeds with the same bytes: nothing to do
+    seconds: float  # reading and parsing
+
+
+def read_batch(
+    number: int, paths: Sequence[Path], run: RunPlan, res: Resources, seen: dict[str, str]
+) -> ReadBatch:
+    """Parse one batch's seeds (not the unchanged ones) and drop ids read before in the run.
+
+    Batches are read one after another, in path order, so the first document of an id wins
+    whatever order the batches then finish in.
+    """
+    started = time.perf_counter()
+    parsed = parse_seeds(paths, known_seeds(run, res, paths))
+    papers, rejected, unchanged = select_papers(parsed, seen, run.only)
+    documents = len(papers) + len(unchanged) if run.only else len(paths)
+    return ReadBatch(
+        number,
+        documents,
+        tuple(papers),
+        tuple(rejected),
+        tuple(k.paper_id for k in unchanged),
+        time.perf_counter() - started,
+    )
+
+
 def ingest_batch(
-    number: int,
-    paths: Sequence[Path],
-    run: RunPlan,
-    res: Resources,
-    seen: dict[str, str],
-    progress: FetchProgress,
+    batch: ReadBatch, run: RunPlan, res: Resources, progress: FetchProgress
 ) -> BatchOutcome:
-    """Take one batch of seed files through every stage; returns what it did."""
+    """Take one read batch through fetch -> assemble -> validate -> load; returns what it did."""
     clock = _Clock()
-    settings = res.settings
-    before = (number - 1) * run.batch_size
-    with clock.stage("parse"):
-        parsed = parse_seeds(paths, known_seeds(run, res, paths))
-        papers, rejected, unchanged = select_papers(parsed, seen, run.only)
-    skipped = LoadResult(unchanged=tuple(k.paper_id for k in unchanged))
+    clock.seconds["parse"] = batch.seconds
+    papers, rejected = batch.papers, list(batch.rejected)
+    skipped = LoadResult(unchanged=batch.unchanged)
     if not papers:
         # every seed unchanged (or rejected): nothing to fetch, assemble, validate or load
-        progress.papers_done(before + len(paths))
+        progress.batch_done(batch.number, batch.documents)
         if rejected:
             record_refused_batch(res.loader, run.run_id, unwalked(rejected), (), ())
-        return _outcome(number, paths, run, [], skipped, rejected, skipped, None, (), {}, clock)
+        return _outcome(batch, rejected, skipped, None, (), {}, clock)
     with clock.stage("fetch"):
-        ids = [p.paper_id for p in papers]
-        stored = read_stored(res.loader, ids, run.mode == "offline")
-        ctx = FetchContext(settings, res.store, res.limiter, progress, before, res.session)
+        stored = read_stored(res.loader, [p.paper_id for p in papers], run.mode == "offline")
+        ctx = FetchContext(
+            res.settings, res.store, res.limiter, progress, batch.number, res.session
+        )
         fetched = fetch_fulltexts(unwalked(papers), unwalked(stored), run.mode, ctx, run.force)
     with clock.stage("assemble"):
-        loads, problems = assemble(unwalked(papers), unwalked(fetched), unwalked(stored), run.force)
+        loads, problems = assemble(
+            unwalked(papers), unwalked(fetched), unwalked(stored), run.force, res.cpu_pool()
+        )
     rejected += problems
     with clock.stage("validate"):
-        verdict = validate_or_skip(res, loads, number)
+        verdict = validate_or_skip(res, loads, batch.number)
     rejected += verdict.rejected
     result: LoadResult | None = None
     with clock.stage("load"):
@@ -199,10 +230,50 @@ def ingest_batch(
             )
             result = replace(result, unchanged=(*result.unchanged, *skipped.unchanged))
     statuses = Counter(s.status for s in fetched.states.values() if s.requested and s.status)
-    return _outcome(
-        number, paths, run, papers, skipped, rejected, result, verdict, fetched.results, statuses,
-        clock,
-    )  # fmt: skip
+    return _outcome(batch, rejected, result, verdict, fetched.results, statuses, clock)
+
+
+@task(name="ingest-batch", cache_policy=NONE)
+def run_batch(
+    batch: ReadBatch, run: RunPlan, res: Resources, progress: FetchProgress
+) -> BatchOutcome:
+    """One batch, as a task the flow's task runner runs next to the batches around it."""
+    return ingest_batch(batch, run, res, progress)
+
+
+class BatchPipeline:
+    """Batches in flight at once (bounded), their outcomes handed on in batch order.
+
+    With the flow's thread pool, batch n+1 fetches while batch n assembles (in a process of
+    its own) and batch n-1 loads; loads serialise on the loader's lock. A bound on the batches
+    in flight bounds the memory they hold.
+    """
+
+    def __init__(
+        self,
+        run: RunPlan,
+        res: Resources,
+        progress: FetchProgress,
+        on_outcome: Callable[[BatchOutcome], object],
+    ) -> None:
+        self._run, self._res, self._progress = run, res, progress
+        self._on_outcome = on_outcome
+        self._limit = max(1, res.settings.batches_in_flight)
+        self._in_flight: deque[Any] = deque()
+
+    def submit(self, batch: ReadBatch) -> None:
+        """Start a batch; waits for the oldest one first when the pipeline is full."""
+        while len(self._in_flight) >= self._limit:
+            self._on_outcome(self._in_flight.popleft().result())
+        future = run_batch.submit(
+            unwalked(batch), self._run, unwalked(self._res), unwalked(self._progress)
+        )
+        self._in_flight.append(future)
+
+    def drain(self) -> None:
+        """Wait for every batch still in flight."""
+        while self._in_flight:
+            self._on_outcome(self._in_flight.popleft().result())
 
 
 def validate_or_skip(res: Resources, loads: Sequence[PaperLoad], number: int) -> BatchVerdict:
@@ -214,11 +285,7 @@ def validate_or_skip(res: Resources, loads: Sequence[PaperLoad], number: int) ->
 
 
 def _outcome(
-    number: int,
-    paths: Sequence[Path],
-    run: RunPlan,
-    papers: Sequence[PaperRecord],
-    skipped: LoadResult,
+    batch: ReadBatch,
     rejected: Sequence[QuarantineRow],
     result: LoadResult | None,
     verdict: BatchVerdict | None,
@@ -228,9 +295,9 @@ def _outcome(
 ) -> BatchOutcome:
     refused = verdict is not None and verdict.over_threshold
     return BatchOutcome(
-        number=number,
-        documents=len(papers) + len(skipped.unchanged) if run.only else len(paths),
-        papers=(*(p.paper_id for p in papers), *skipped.unchanged),
+        number=batch.number,
+        documents=batch.documents,
+        papers=(*(p.paper_id for p in batch.papers), *batch.unchanged),
         quarantined=sum(1 for r in rejected if r.rejected_whole),
         quarantine_rows=len(rejected),
         fetched=len(fetches),

@@ -10,9 +10,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import report
-from flows.batch import RunPlan, batched, ingest_batch
+from flows.batch import BatchPipeline, RunPlan, batched, read_batch
 from flows.fetch.progress import FetchProgress
 from flows.resources import Resources, resources_for
 from flows.seeds import discover_seeds
@@ -47,7 +48,12 @@ def _run_name() -> str:
     return f"ingest-{dt.datetime.now(dt.UTC):%Y-%m-%d}"
 
 
-@flow(name="ingest", flow_run_name=_run_name, log_prints=False)
+@flow(
+    name="ingest",
+    flow_run_name=_run_name,
+    log_prints=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # the batches in flight
+)
 def ingest(
     seeds: str | None = None,
     batch_size: int | None = None,
@@ -87,10 +93,16 @@ def _ingest(
             raise FileNotFoundError(f"no seed documents (*.md, *.txt) under {run.seeds}")
         logger.info("%d seed documents under %s, batches of %d, %s",
                     len(paths), run.seeds, run.batch_size, run.mode)  # fmt: skip
-        progress, seen_ids = FetchProgress(len(paths)), dict[str, str]()
+        seen_ids: dict[str, str] = {}  # paper id -> the document that gave it first
+        pipeline = BatchPipeline(
+            run,
+            res,
+            FetchProgress(len(paths)),
+            lambda outcome: tally.add(report.log_batch(logger, outcome)),
+        )
         for number, batch_paths in enumerate(batched(paths, run.batch_size), 1):
-            outcome = ingest_batch(number, batch_paths, run, res, seen_ids, progress)
-            tally.add(report.log_batch(logger, outcome))
+            pipeline.submit(read_batch(number, batch_paths, run, res, seen_ids))
+        pipeline.drain()
         if run.only is not None and (missing := sorted(run.only - tally.papers)):
             tally.note(f"--only ids not found among the seeds: {', '.join(missing)}")
             logger.warning(tally.notes[-1])

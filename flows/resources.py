@@ -9,8 +9,11 @@ needs validating.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import get_context
 from typing import TYPE_CHECKING
 
 import requests
@@ -49,10 +52,26 @@ class Resources:
         # one HTTP session (one connection pool) for every batch of every run
         self.session = session or new_session(settings.per_host_concurrency)
         self._gate: QualityGate | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def cpu_pool(self) -> ProcessPoolExecutor | None:
+        """Processes that assemble batches on the other cores (None: assemble here)."""
+        if self.settings.assemble_processes < 1:
+            return None
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: this process runs threads (prefect's, the fetchers')
+                self._pool = ProcessPoolExecutor(
+                    self.settings.assemble_processes, mp_context=get_context("spawn")
+                )
+            return self._pool
 
     def close(self) -> None:
-        """Release the HTTP connections."""
+        """Release the HTTP connections and the assemble processes."""
         self.session.close()
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
     def __repr__(self) -> str:
         return f"Resources(database={masked(self.loader.url)}, raw_store={self.store.root})"
@@ -64,9 +83,10 @@ class Resources:
 
     def gate(self) -> QualityGate:
         """The quality gate, built the first time a batch needs validating."""
-        if self._gate is None:
-            self._gate = self.make_gate()
-        return self._gate
+        with self._lock:
+            if self._gate is None:
+                self._gate = self.make_gate()
+            return self._gate
 
     @property
     def gate_built(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +26,12 @@ class Settings(BaseSettings):
 
     seeds_dir: Path = PROJECT_ROOT / "seeds"
     batch_size: int = Field(default=1000, ge=1, le=50_000)
+    # batches at once: one fetching, one assembling, one loading; each holds its records
+    batches_in_flight: int = Field(default=3, ge=1, le=16)
+    # processes that assemble batches (parse, normalise, count mentions); 0: in the run's own
+    assemble_processes: int = Field(
+        default_factory=lambda: min(4, max(0, (os.cpu_count() or 1) - 1))
+    )
     raw_store_dir: Path | None = Field(default=None, description="default: <home>/raw")
     data_docs_path: Path | None = Field(default=None, description="default: <home>/data_docs")
     data_docs: bool = Field(default=True, description="build Great Expectations Data Docs")

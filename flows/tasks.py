@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -101,9 +102,17 @@ def assemble(
     fetched: FetchedBatch,
     stored: Mapping[str, StoredPaper],
     force: bool,
+    pool: Executor | None,
 ) -> tuple[list[PaperLoad], list[QuarantineRow]]:
-    """Parse full texts, normalise entities and count mentions for the papers that changed."""
-    return assemble_batch(papers, fetched, stored, force=force)
+    """Parse full texts, normalise entities and count mentions for the papers that changed.
+
+    With a process pool the work runs there, on another core, while this process fetches and
+    loads other batches; only the states and bodies travel, not the fetch log.
+    """
+    if pool is None:
+        return assemble_batch(papers, fetched, stored, force=force)
+    slim = FetchedBatch(fetched.states, (), fetched.bodies, fetched.unreadable)
+    return pool.submit(assemble_batch, papers, slim, stored, force=force).result()
 
 
 @task(name="validate-batch", cache_policy=NONE)

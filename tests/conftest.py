@@ -146,6 +146,9 @@ def tomeflow_env(db_url: str, monkeypatch: pytest.MonkeyPatch, session_gate: Qua
     """
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("TOMEFLOW_DATA_DOCS", "false")
+    # batches assemble in the run's own process (a pool costs a second to start); the golden
+    # test runs the pipeline with its assemble process
+    monkeypatch.setenv("TOMEFLOW_ASSEMBLE_PROCESSES", "0")
     for name, value in FAST_FETCH.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

@@ -35,7 +35,7 @@ class FetchContext:
     store: RawStore
     limiter: PerHostRateLimiter
     progress: FetchProgress
-    papers_before: int = 0  # papers of the run in earlier batches, for the progress bar
+    batch: int = 1  # the batch's number in the run, for the progress bar
     session: requests.Session | None = None  # the run's one session; None: one per batch
 
 
@@ -60,7 +60,7 @@ def fetch_batch(
             "fetching %d full texts from %s (%d kept from earlier runs)",
             len(plan.requests), ", ".join(hosts) or "-", len(plan.kept),
         )  # fmt: skip
-        on_progress = ctx.progress.batch(ctx.papers_before, len(papers))
+        on_progress = ctx.progress.batch(ctx.batch, len(papers))
         with (
             host_slots(hosts, ctx.settings.fetch_host_slots),
             Fetcher(policy, ctx.store, ctx.session, limiter=ctx.limiter) as fetcher,
@@ -69,7 +69,7 @@ def fetch_batch(
         for result in results:
             states[result.paper_id] = state_after_fetch(result, stored.get(result.paper_id), now)
     else:
-        ctx.progress.papers_done(ctx.papers_before + len(papers))
+        ctx.progress.batch_done(ctx.batch, len(papers))
     fetched = {r.sha256: r.body for r in results if r.sha256 and r.body is not None}
     bodies, unreadable = read_bodies(papers, states, stored, ctx.store, force, fetched)
     return FetchedBatch(states, results, bodies, unreadable)

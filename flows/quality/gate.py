@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 import uuid
 import warnings
@@ -79,6 +80,8 @@ class QualityGate:
         self._configure_data_docs()
         self._before_load = self._before_load_validations()
         self._sql_sources: dict[str, Any] = {}
+        # one GX context is not safe to drive from two threads: batches take turns
+        self._lock = threading.RLock()
         self._after_load: dict[tuple[str, str], Any] = {}
         self._gx_suites: dict[str, gx.ExpectationSuite] = {}
 
@@ -116,6 +119,10 @@ class QualityGate:
 
     def validate_batch(self, frames: Mapping[str, pd.DataFrame], batch: int) -> QualityReport:
         """Run every before-load suite on its frame of this batch."""
+        with self._lock:
+            return self._validate_batch(frames, batch)
+
+    def _validate_batch(self, frames: Mapping[str, pd.DataFrame], batch: int) -> QualityReport:
         unknown = sorted(set(frames) - set(BEFORE_LOAD_SUITES))
         absent = [name for name in BEFORE_LOAD_SUITES if name not in frames]
         if unknown or absent:
@@ -171,6 +178,16 @@ class QualityGate:
         expected: Mapping[str, int],
     ) -> QualityReport:
         """Run the after-load suites on PostgreSQL; expected maps table -> rows of this run."""
+        with self._lock:
+            return self._validate_tables(sqlalchemy_url, run_id, batch, expected)
+
+    def _validate_tables(
+        self,
+        sqlalchemy_url: str,
+        run_id: uuid.UUID,
+        batch: int,
+        expected: Mapping[str, int],
+    ) -> QualityReport:
         url = to_sqlalchemy_url(sqlalchemy_url)
         run = RunIdentifier(run_name=f"after_load-{run_id}-batch-{batch}", run_time=_now())
         outcomes: list[ExpectationOutcome] = []
@@ -253,7 +270,8 @@ class QualityGate:
         """Write GX Data Docs for every validation this gate ran; returns index.html."""
         if self._data_docs_dir is None:
             raise QualityGateError("data_docs", "the gate was made without a data_docs_dir")
-        self._context.build_data_docs(site_names=["tomeflow"])
+        with self._lock:
+            self._context.build_data_docs(site_names=["tomeflow"])
         return self._data_docs_dir / "index.html"
 
 

@@ -13,12 +13,19 @@ from pathlib import Path
 import pytest
 
 from flows.ingest import ingest
+from flows.settings import get_settings
 from tests.golden import dump, golden_server, read_expected, write_corpus, write_expected
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-def test_golden_corpus_gives_the_checked_in_tables(tmp_path: Path, tomeflow_env: str) -> None:
+def test_golden_corpus_gives_the_checked_in_tables(
+    tmp_path: Path, tomeflow_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # three batches in flight, assembled in a process of their own: the tables must not show it
+    monkeypatch.setenv("TOMEFLOW_ASSEMBLE_PROCESSES", "1")
+    monkeypatch.setenv("TOMEFLOW_BATCHES_IN_FLIGHT", "3")
+    get_settings.cache_clear()
     seeds = tmp_path / "seeds"
     with golden_server() as server:
         write_corpus(seeds, server.base_url)
