@@ -161,6 +161,13 @@ class MentionMatcher:
             for (section, c), (count, first) in ordered
         ]
 
+    def _owned(
+        self, pattern: int, allowed: set[int] | None
+    ) -> tuple[frozenset[int], tuple[_Owner, ...]]:
+        owners = [o for o in self._owners[pattern] if allowed is None or o.target in allowed]
+        plain = frozenset(o.curie for o in owners if o.exact is None)
+        return plain, tuple(o for o in owners if o.exact is not None)
+
     def _winning_spans(
         self, folded: FoldedText, allowed: set[int] | None
     ) -> list[tuple[int, frozenset[int]]]:
@@ -175,20 +182,26 @@ class MentionMatcher:
         begins = folded.starts[list(first)].tolist()
         finishes = folded.ends[[f - 1 for f in last]].tolist()
         candidates: dict[tuple[int, int], set[int]] = {}
-        owners_of, word, whole = self._owners, _WORD_CHAR, folded.one_to_one
+        word, whole, size = _WORD_CHAR, folded.one_to_one, len(text)
+        # per pattern, once per paper: the curies its plain names count for, and its symbols
+        owned: dict[int, tuple[frozenset[int], tuple[_Owner, ...]]] = {}
         for p, fs, fe, start, end in zip(patterns, first, last, begins, finishes, strict=True):
-            owners = owners_of[p]
-            if allowed is not None:
-                owners = [o for o in owners if o.target in allowed]
-                if not owners:
-                    continue
+            entry = owned.get(p)
+            if entry is None:
+                entry = owned[p] = self._owned(p, allowed)
+            plain, symbols = entry
+            if not (plain or symbols):
+                continue  # another paper's entity
             if not whole and (folded.splits(fs) or folded.splits(fe)):
                 continue  # begins or ends inside a character that folded to several ("ß")
-            if (start > 0 and word[text[start - 1]]) or (end < len(text) and word[text[end]]):
+            if (start > 0 and word[text[start - 1]]) or (end < size and word[text[end]]):
                 continue  # not a whole word
-            for owner in owners:
-                if owner.exact is None or _symbol_matches(text, start, end, owner.exact):
-                    candidates.setdefault((start, end), set()).add(owner.curie)
+            hits = set(plain)
+            for owner in symbols:
+                if _symbol_matches(text, start, end, owner.exact or ""):
+                    hits.add(owner.curie)
+            if hits:
+                candidates.setdefault((start, end), set()).update(hits)
         taken_starts: list[int] = []
         taken_ends: list[int] = []
         winners: list[tuple[int, frozenset[int]]] = []

@@ -23,7 +23,7 @@ from flows.fetch.limits import PerHostRateLimiter
 from flows.fetch.rawstore import RawStore
 from flows.load.db import database_url, masked
 from flows.load.loader import PostgresLoader
-from flows.load.migrate import upgrade
+from flows.load.migrate import ensure_schema
 from flows.settings import Settings
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def quality_gate(settings: Settings) -> QualityGate:
 def build_resources(settings: Settings) -> Resources:
     """Resources from settings: the database migrated to head, a store, limits, a lazy gate."""
     url = database_url(settings)
-    upgrade(url)
+    ensure_schema(url)
     return Resources(
         settings=settings,
         loader=PostgresLoader(url),

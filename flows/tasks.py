@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import psycopg
 from prefect import State, task
@@ -21,7 +21,6 @@ from prefect.utilities.annotations import quote
 from flows.assemble import assemble_batch
 from flows.fetch.stage import FetchContext, fetch_batch
 from flows.load.loader import PostgresLoader
-from flows.quality.gate import QualityGate
 from flows.quality.results import QualityReport
 from flows.quality.verdict import BatchVerdict, check_batch
 from flows.records import (
@@ -37,6 +36,9 @@ from flows.records import (
     StoredPaper,
 )
 from flows.seeds import SeedBatch, parse_batch
+
+if TYPE_CHECKING:
+    from flows.quality.gate import QualityGate
 
 T = TypeVar("T")
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from flows.entities import entity_names
-from flows.quality.frames import batch_frames
-from flows.quality.gate import QualityGate
 from flows.quality.results import QualityReport, RowFailure
 from flows.records import PaperContent, PaperLoad, QuarantineRow
+
+if TYPE_CHECKING:
+    from flows.quality.gate import QualityGate
 
 Key = tuple[str, ...]
 
@@ -52,6 +54,8 @@ def check_batch(
     gate: QualityGate, loads: Sequence[PaperLoad], batch: int, max_failure_share: float
 ) -> BatchVerdict:
     """Validate a batch before load and decide which of its rows may load."""
+    from flows.quality.frames import batch_frames  # pandas: only when a batch is validated
+
     frames = batch_frames(loads)
     rows_checked = sum(len(f) for f in frames.values())
     report = gate.validate_batch(frames, batch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from flows.load.migrate import downgrade, upgrade
 from tests.helpers import query
 
@@ -43,3 +45,24 @@ def test_every_table_and_column_has_a_comment(db_url: str) -> None:
              and obj_description(c.oid, 'pg_class') is null""",
     )
     assert uncommented == []
+
+
+def test_head_revision_is_what_alembic_calls_head(db_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from flows.load.migrate import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
+
+
+def test_ensure_schema_migrates_an_empty_database_and_then_costs_one_query(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.load import migrate
+
+    migrate.ensure_schema(empty_db_url)
+    assert query(empty_db_url, "select version_num from alembic_version") == [
+        (migrate.head_revision(),)
+    ]
+    monkeypatch.setattr(migrate, "upgrade", lambda *a: pytest.fail("upgraded a current database"))
+    migrate.ensure_schema(empty_db_url)
