@@ -9,6 +9,7 @@ this stage never opens the raw store.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -29,6 +30,8 @@ from flows.records import (
     QuarantineRow,
     StoredPaper,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def assemble_batch(
@@ -55,15 +58,23 @@ def assemble_batch(
                     payload={"kept_earlier_body": state.sha256},
                 )
             )
-        load, problems = assemble_paper(
-            paper,
-            state,
-            stored.get(paper.paper_id),
-            fetched.bodies,
-            fetched.unreadable,
-            force,
-            matcher,
-        )
+        try:
+            load, problems = assemble_paper(
+                paper,
+                state,
+                stored.get(paper.paper_id),
+                fetched.bodies,
+                fetched.unreadable,
+                force,
+                matcher,
+            )
+        except Exception as exc:  # one paper that breaks a stage must not sink the batch
+            logger.debug("assembling %s failed", paper.paper_id, exc_info=True)
+            reason = f"cannot assemble: {type(exc).__name__}: {exc}"
+            rejected.append(
+                QuarantineRow(paper.seed_path, "normalise", reason, True, paper.paper_id)
+            )
+            continue
         loads.append(load)
         rejected.extend(problems)
     return loads, rejected
@@ -139,7 +150,10 @@ def batch_matcher(
             force or needs_reading(paper, state, stored.get(paper.paper_id))
         ):
             continue
-        entities, _ = normalise_entities(paper.paper_id, paper.entities)
+        try:
+            entities, _ = normalise_entities(paper.paper_id, paper.entities)
+        except Exception:  # that paper is quarantined when it is assembled
+            continue
         targets.extend(targets_from(entities))
     return MentionMatcher(targets)
 
@@ -156,6 +170,11 @@ def _read_fulltext(
     if body is None:
         return None, f"RawBodyMissing: '{sha256}'"
     try:
-        return parse_fulltext(body.decode("utf-8")), None
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"UnicodeDecodeError: {exc}"
+    try:
+        return parse_fulltext(text), None
+    except Exception as exc:  # the parser never raises by design; if it does, the paper loads
+        logger.debug("parsing full text %s failed", sha256, exc_info=True)
+        return None, f"cannot parse: {type(exc).__name__}: {exc}"

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from flows.records import EntityName, EntityRef, EntityType, Listing, NormalisedEntity
+from flows.seeds.summary import RANKS
 
 Case = Literal["upper", "lower", "keep"]
 
@@ -117,19 +118,6 @@ _CATEGORY_LABELS: Mapping[EntityType, tuple[str, ...]] = {
 _CATEGORY_TYPES: Mapping[str, EntityType] = MappingProxyType(
     {label: kind for kind, labels in _CATEGORY_LABELS.items() for label in labels}
 )
-
-# ncbi taxonomy ranks, as written among a species' extra names: "(human, species)"
-# fmt: off
-_RANKS = frozenset((
-    "superkingdom", "kingdom", "subkingdom", "realm", "domain", "phylum", "subphylum",
-    "superclass", "class", "subclass", "infraclass", "cohort", "superorder", "order",
-    "suborder", "infraorder", "parvorder", "superfamily", "family", "subfamily", "tribe",
-    "subtribe", "genus", "subgenus", "section", "series", "species group", "species subgroup",
-    "species", "subspecies", "varietas", "variety", "forma", "forma specialis", "strain",
-    "substrain", "isolate", "serogroup", "serotype", "serovar", "biotype", "genotype", "morph",
-    "pathogroup", "pathovar", "clade", "no rank",
-))
-# fmt: on
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +248,9 @@ def _entity_from(ref: EntityRef, curie: Curie) -> NormalisedEntity:
         symbol = ref.name
         full_name = extra[0] if extra else None
     elif entity_type == "species":
-        rank = next((x for x in extra if x.casefold() in _RANKS), None)
-        extra = [x for x in extra if x.casefold() not in _RANKS]
+        # the page parser takes the rank out of the names; a ref built elsewhere may not have
+        rank = ref.rank or next((x for x in extra if x.casefold() in RANKS), None)
+        extra = [x for x in extra if x.casefold() not in RANKS]
         common_name = extra[0] if extra else None
     return NormalisedEntity(
         curie=str(curie),

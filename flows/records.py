@@ -20,6 +20,7 @@ FulltextStatus = Literal[
     "fetched", "not_modified", "not_found", "too_large", "bad_content", "failed", "no_url"
 ]
 Checkpoint = Literal["before_load", "after_load"]
+DatePrecision = Literal["day", "month", "year"]
 
 STATUSES: frozenset[str] = frozenset(get_args(FulltextStatus))
 GOOD_STATUSES = frozenset({"fetched", "not_modified"})
@@ -50,9 +51,10 @@ class EntityRef:
     name: str  # the name as written, e.g. "INS", "hepatic steatosis", "Homo sapiens"
     namespace: str  # the identifier's namespace as written: "NCBI Gene", "MESH", "taxon", ...
     identifier: str  # the local id as written: "3630", "D005234", "9606", "11949646"
-    extra_names: tuple[str, ...] = ()  # the parenthesised names: ("insulin",), ("human", "species")
+    extra_names: tuple[str, ...] = ()  # the parenthesised names: ("insulin",), ("human",)
     aliases: tuple[str, ...] = ()  # the names after `aka`, in order
     line: int = 0  # 1-based line of the page where the entity is listed
+    rank: str | None = None  # a taxonomy rank among the parenthesised words: "species"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class PaperRecord:
     doi: str | None
     journal: str | None
     published_on: dt.date | None
+    published_on_precision: DatePrecision | None  # "year": the page gave 2025, read as 1 Jan
     tldr: str
     contribution: str
     key_findings: tuple[str, ...]
@@ -160,7 +163,6 @@ class StoredPaper:
     fulltext_etag: str | None
     fulltext_last_modified: str | None
     fulltext_fetched_at: dt.datetime | None
-    fulltext_checked_at: dt.datetime | None = None
     fulltext_error: str | None = None
 
 
@@ -173,7 +175,7 @@ class FulltextState:
     etag: str | None
     last_modified: str | None
     fetched_at: dt.datetime | None  # when the body in use was fetched or confirmed
-    checked_at: dt.datetime | None  # when it was last requested
+    checked_at: dt.datetime | None  # when it was last requested (raw.fetches keeps it)
     error: str | None  # why the last request failed
     requested: bool  # whether this run asked the server
 

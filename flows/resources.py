@@ -60,6 +60,9 @@ class Resources:
         if self.settings.assemble_processes < 1:
             return None
         with self._lock:
+            if self._pool is not None and getattr(self._pool, "_broken", False):
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None  # a dead worker breaks the pool: the next batch gets a new one
             if self._pool is None:
                 # spawn, not fork: this process runs threads (prefect's, the fetchers')
                 self._pool = ProcessPoolExecutor(

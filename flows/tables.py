@@ -201,7 +201,6 @@ FULLTEXT_STATE = (
     Column("fulltext_etag", "text", "fulltext_state.etag"),
     Column("fulltext_last_modified", "text", "fulltext_state.last_modified"),
     Column("fulltext_fetched_at", "timestamptz", "fulltext_state.fetched_at"),
-    Column("fulltext_checked_at", "timestamptz", "fulltext_state.checked_at"),
     Column("fulltext_error", "text", "fulltext_state.error"),
 )
 
@@ -225,6 +224,7 @@ PAPERS = Table(
         Column("doi", "text", "paper.doi", dtype="str"),
         Column("journal", "text", "paper.journal"),
         Column("published_on", "date", "paper.published_on", dtype="object"),
+        Column("published_on_precision", "text", "paper.published_on_precision"),
         Column("tldr", "text", "paper.tldr", dtype="str"),
         Column("contribution", "text", "paper.contribution"),
         Column("abstract", "text", "paper.abstract", dtype="str"),

@@ -10,11 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import psycopg
-from prefect import State, task
+from prefect import State, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.utilities.annotations import quote
 
@@ -114,7 +115,12 @@ def assemble(
     if pool is None:
         return assemble_batch(papers, fetched, stored, force=force)
     slim = FetchedBatch(fetched.states, (), fetched.bodies, fetched.unreadable)
-    return pool.submit(assemble_batch, papers, slim, stored, force=force).result()
+    try:
+        return pool.submit(assemble_batch, papers, slim, stored, force=force).result()
+    except BrokenProcessPool as exc:
+        # the assemble process died (killed, out of memory): this batch assembles here
+        get_run_logger().warning("assemble process lost (%s); assembling this batch here", exc)
+        return assemble_batch(papers, fetched, stored, force=force)
 
 
 @task(name="validate-batch", cache_policy=NONE)

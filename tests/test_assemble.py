@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from flows import assemble as assemble_module
 from flows.assemble import assemble_batch
 from flows.fetch.plan import content_hash
 from flows.fetch.rawstore import RawStore
@@ -96,3 +97,40 @@ def test_a_failed_fetch_and_a_bad_identifier_are_quarantined_not_raised(store: R
     ]
     assert "not_found" in rejected[0].reason and "X12" in rejected[1].reason
     assert loads[0].content is not None and len(loads[0].content.entities) == 9
+
+
+def test_a_full_text_the_parser_chokes_on_leaves_the_summary_loaded(
+    store: RawStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sha = store.put(REAL_FULLTEXT.read_bytes())
+    monkeypatch.setattr(
+        "flows.assemble.parse_fulltext", lambda text: (_ for _ in ()).throw(MemoryError("big"))
+    )
+    load, rejected = assemble_paper(PAPER, fetched(sha), None, store)
+    (row,) = rejected
+    assert (row.stage, row.rejected_whole) == ("fulltext", False)
+    assert "cannot parse: MemoryError: big" in row.reason
+    assert load.content is not None and load.content.fulltext is None
+    assert len(load.content.entities) == 10  # the summary's rows still load
+
+
+def test_a_paper_that_breaks_a_stage_is_quarantined_and_the_batch_goes_on(
+    store: RawStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = replace(PAPER, paper_id="PMC1", seed_path="seeds/PMC1.md")
+    real = assemble_module.normalise_entities
+
+    def breaks(paper_id: str, refs: object) -> object:
+        if paper_id == "PMC1":
+            raise KeyError("boom")
+        return real(paper_id, refs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(assemble_module, "normalise_entities", breaks)
+    sha = store.put(REAL_FULLTEXT.read_bytes())
+    states = {p.paper_id: fetched(sha) for p in (PAPER, other)}
+    bodies = {sha: REAL_FULLTEXT.read_bytes()}
+    loads, rejected = assemble_batch([other, PAPER], FetchedBatch(states, (), bodies), {})
+    assert [load.paper_id for load in loads] == [PAPER.paper_id]
+    (row,) = rejected
+    assert (row.document, row.rejected_whole) == ("seeds/PMC1.md", True)
+    assert row.reason == "cannot assemble: KeyError: 'boom'"

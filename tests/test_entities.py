@@ -207,7 +207,14 @@ def _seed_refs() -> list[EntityRef]:
         disease("fibrosis", "D005355"),
         disease("loss of skeletal muscle mass", "C536030"),
         EntityRef(
-            "Species", "fulltext", "Homo sapiens", "taxon", "9606", ("human", "species"), line=33
+            "Species",
+            "fulltext",
+            "Homo sapiens",
+            "taxon",
+            "9606",
+            ("human",),
+            line=33,
+            rank="species",
         ),
     ]
 

@@ -21,6 +21,7 @@ from flows.seeds import (
     parse_batch,
     parse_summary,
 )
+from flows.seeds import batch as seeds_batch
 from flows.settings import PROJECT_ROOT
 
 REAL_SEED = PROJECT_ROOT / "seeds" / "PMC12809390.md"
@@ -78,8 +79,9 @@ def test_real_seed_every_field() -> None:
         ("fibrosis", "MESH", "D005355"),
         ("loss of skeletal muscle mass", "MESH", "C536030"),
     ]
+    # the rank in "(human, species)" is not a name (issue 12): it is the entity's rank
     assert paper.entities[9] == EntityRef(
-        "Species", "fulltext", "Homo sapiens", "taxon", "9606", ("human", "species"), (), 33
+        "Species", "fulltext", "Homo sapiens", "taxon", "9606", ("human",), (), 33, "species"
     )
 
 
@@ -305,3 +307,91 @@ def test_a_duplicate_of_an_unparsed_known_seed_is_still_found(tmp_path: Path) ->
     batch = parse_batch([first, second], {str(first): KnownSeed(str(first), "PMC12809390", sha)})
     kept, rejected = drop_duplicate_ids(batch.papers, {}, batch.ids)
     assert kept == [] and [r.document for r in rejected] == [str(second)]
+
+
+# issue 12: hostile pages, one by one; each failed before its fix
+
+
+def test_a_source_url_that_is_no_url_does_not_crash_the_parser() -> None:
+    text = SEED_TEXT.replace(
+        "https://tomesphere.com/paper/PMC12809390", "https://[tomesphere.com/x"
+    )
+    with pytest.raises(SeedParseError, match="no paper id"):
+        parse(text.replace("/PMC12809390/full.md", "/[/full.md"), "notes.md")
+    # named after its id, the page still loads; the broken url stays as written
+    paper = parse(text, "PMC12809390.md")
+    assert paper.paper_id == "PMC12809390" and paper.source_url == "https://[tomesphere.com/x"
+
+
+def test_a_page_the_parser_chokes_on_is_quarantined_and_the_batch_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = tmp_path / "PMC1.md", tmp_path / "PMC2.md"
+    good.write_text(SEED_TEXT, "utf-8")
+    bad.write_text("# A title\n\nSource: https://tomesphere.com/paper/PMC2\n", "utf-8")
+    real = seeds_batch.parse_summary
+
+    def choke(raw: bytes, path: str) -> PaperRecord:
+        if path == str(bad):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(raw, path)
+
+    monkeypatch.setattr(seeds_batch, "parse_summary", choke)
+    batch = parse_batch([bad, good])
+    assert [p.seed_path for p in batch.papers] == [str(good)]
+    (row,) = batch.rejected
+    assert (row.document, row.stage, row.rejected_whole) == (str(bad), "parse", True)
+    assert row.reason == "cannot parse: RecursionError: maximum recursion depth exceeded"
+
+
+def test_a_rank_among_the_extra_names_is_the_rank_not_a_name() -> None:
+    species = parse(SEED_TEXT).entities[-1]
+    assert (species.extra_names, species.rank) == (("human",), "species")
+
+
+@pytest.mark.parametrize(
+    ("heading", "reason"),
+    [
+        ("## Peer Reviews", "unknown section '## Peer Reviews': its text is not read"),
+        ("## Linked entitie", "did you mean '## Linked entities'?"),
+    ],
+)
+def test_an_unknown_or_cut_off_section_is_reported(heading: str, reason: str) -> None:
+    text = SEED_TEXT.replace("## Linked entities", heading)
+    paper = parse(text)
+    (problem,) = paper.problems
+    assert (
+        reason in problem.reason
+        and problem.line == SEED_TEXT.splitlines().index("## Linked entities") + 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "date", "precision"),
+    [
+        ("2025-11-10", dt.date(2025, 11, 10), "day"),
+        ("2025-11", dt.date(2025, 11, 1), "month"),
+        ("2025", dt.date(2025, 1, 1), "year"),
+    ],
+)
+def test_a_partial_date_says_how_much_the_page_gave(
+    written: str, date: dt.date, precision: str
+) -> None:
+    paper = parse(SEED_TEXT.replace("2025-11-10", written))
+    assert (paper.published_on, paper.published_on_precision) == (date, precision)
+
+
+_URL_CHARS = st.text(alphabet="[]%:/?#@!$&'()*+,;=~.-_ aZ09\\\u00e9\u200b", max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(source=_URL_CHARS, fulltext=_URL_CHARS)
+def test_hostile_urls_parse_or_raise_seed_parse_error(source: str, fulltext: str) -> None:
+    text = SEED_TEXT.replace("tomesphere.com/paper/PMC12809390/full.md", fulltext, 2)
+    text = text.replace("tomesphere.com/paper/PMC12809390", source)
+    try:
+        paper = parse(text, "notes.md")
+    except SeedParseError as exc:
+        assert exc.reason
+    else:
+        assert paper.paper_id

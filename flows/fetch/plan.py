@@ -131,7 +131,7 @@ def _kept(before: StoredPaper | None, url: str) -> FulltextState:
         etag=before.fulltext_etag,
         last_modified=before.fulltext_last_modified,
         fetched_at=before.fulltext_fetched_at,
-        checked_at=before.fulltext_checked_at,
+        checked_at=None,
         error=before.fulltext_error,
         requested=False,
     )

@@ -57,7 +57,7 @@ class PostgresLoader:
             rows = conn.execute(
                 """select paper_id, source_sha256, content_sha256, fulltext_url, fulltext_status,
                           fulltext_sha256, fulltext_etag, fulltext_last_modified,
-                          fulltext_fetched_at, fulltext_checked_at, fulltext_error
+                          fulltext_fetched_at, fulltext_error
                    from core.papers where paper_id = any(%s)""",
                 (list(paper_ids),),
             ).fetchall()
@@ -74,7 +74,7 @@ class PostgresLoader:
                     (missing,),
                 ):
                     stored[paper_id] = StoredPaper(
-                        paper_id, None, None, url, "fetched", sha, etag, modified, at, at, None
+                        paper_id, None, None, url, "fetched", sha, etag, modified, at, None
                     )
         return stored
 
@@ -84,8 +84,7 @@ class PostgresLoader:
             rows = conn.execute(
                 """select seed_path, paper_id, source_sha256, content_sha256, fulltext_url,
                           fulltext_status, fulltext_sha256, fulltext_etag,
-                          fulltext_last_modified, fulltext_fetched_at, fulltext_checked_at,
-                          fulltext_error
+                          fulltext_last_modified, fulltext_fetched_at, fulltext_error
                    from core.papers where seed_path = any(%s)""",
                 (list(seed_paths),),
             ).fetchall()

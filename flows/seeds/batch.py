@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from flows.records import KnownSeed, PaperRecord, QuarantineRow
 from flows.seeds.summary import SeedParseError, parse_summary
+
+logger = logging.getLogger(__name__)
 
 SEED_SUFFIXES = (".md", ".txt")
 
@@ -65,6 +68,11 @@ def parse_batch(paths: Sequence[Path], known: Mapping[str, KnownSeed] | None = N
             rejected.append(
                 QuarantineRow(str(path), "parse", exc.reason, True, line=exc.line or None)
             )
+            continue
+        except Exception as exc:  # a page the parser chokes on must not sink the batch
+            logger.debug("parsing %s failed", path, exc_info=True)
+            reason = f"cannot parse: {type(exc).__name__}: {exc}"
+            rejected.append(QuarantineRow(str(path), "parse", reason, True))
             continue
         papers.append(paper)
         ids.append((paper.seed_path, paper.paper_id))

@@ -24,6 +24,9 @@ _SECTION_NAMES = {
     "references": "references",
 }
 
+KNOWN_HEADINGS = ("TL;DR", "Contribution", "Key findings", "Abstract", "Linked entities",
+                  "Full-text entities", "Full text", "References")  # fmt: skip
+
 _MD_OPTIONS = pyromark.Options.ENABLE_TABLES | pyromark.Options.ENABLE_STRIKETHROUGH
 
 
@@ -50,12 +53,15 @@ class Page:
         self.blocks = page_blocks(text)
         self.title = next((b for b in self.blocks if b.kind == "heading" and b.level == 1), None)
         self._sections: dict[str, list[Block]] = {"front": []}
+        self.unknown_headings: list[Block] = []  # `##` sections the page format does not have
         current = "front"
         for block in self.blocks:
             if block is self.title:
                 continue
             if block.kind == "heading" and block.level == 2:
                 current = _SECTION_NAMES.get(block.text.lower().rstrip(":"), "other")
+                if current == "other":
+                    self.unknown_headings.append(block)
                 self._sections.setdefault(current, [])
                 continue
             self._sections.setdefault(current, []).append(block)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flows.records import EntityRef, Listing, PaperRecord, SeedProblem
-from flows.seeds.page import Block, Page
+from flows.records import DatePrecision, EntityRef, Listing, PaperRecord, SeedProblem
+from flows.seeds.page import KNOWN_HEADINGS, Block, Page
 
 _URL = re.compile(r"https?://[^\s<>()\[\]]+")
 
@@ -39,6 +40,19 @@ _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 # one entity: a name, optional (extra names), an identifier in [..] or (..), optional {aka ...}.
 # the identifier group must read "namespace:id" or "namespace id" with a digit in the id, which
 # is what tells "(MESH:D005234)" apart from "(insulin)" or "(human, species)".
+# ncbi taxonomy ranks, as written among a species' parenthesised names: "(human, species)"
+# fmt: off
+RANKS = frozenset((
+    "superkingdom", "kingdom", "subkingdom", "realm", "domain", "phylum", "subphylum",
+    "superclass", "class", "subclass", "infraclass", "cohort", "superorder", "order",
+    "suborder", "infraorder", "parvorder", "superfamily", "family", "subfamily", "tribe",
+    "subtribe", "genus", "subgenus", "section", "series", "species group", "species subgroup",
+    "species", "subspecies", "varietas", "variety", "forma", "forma specialis", "strain",
+    "substrain", "isolate", "serogroup", "serotype", "serovar", "biotype", "genotype", "morph",
+    "pathogroup", "pathovar", "clade", "no rank",
+))
+# fmt: on
+
 _ENTITY = re.compile(
     r"""\s*(?P<name>[^\[\]{}]+?)\s*
     (?:\((?P<extra>[^()\[\]{}]*)\)\s*)?
@@ -76,6 +90,7 @@ def parse_summary(raw: bytes, path: str) -> PaperRecord:
         )
     front = _front_matter(page, paper_id_source(paper_id))
     entities, entity_problems = _entities(page)
+    heading_problems = [_unknown_heading(page, block) for block in page.unknown_headings]
     references = page.section("references")
     return PaperRecord(
         paper_id=paper_id,
@@ -85,6 +100,7 @@ def parse_summary(raw: bytes, path: str) -> PaperRecord:
         doi=front.doi,
         journal=front.journal,
         published_on=front.published_on,
+        published_on_precision=front.published_on_precision,
         tldr=_paragraphs(page.section("tldr")),
         contribution=_paragraphs(page.section("contribution")),
         key_findings=tuple(
@@ -98,8 +114,16 @@ def parse_summary(raw: bytes, path: str) -> PaperRecord:
         source_url=source_url,
         seed_path=path,
         seed_sha256=hashlib.sha256(raw).hexdigest(),
-        problems=(*front.problems, *entity_problems),
+        problems=(*front.problems, *entity_problems, *heading_problems),
     )
+
+
+def _unknown_heading(page: Page, block: Block) -> SeedProblem:
+    # a renamed or cut-off section would silently empty a field: say so, with a guess
+    near = difflib.get_close_matches(block.text, KNOWN_HEADINGS, n=1, cutoff=0.75)
+    hint = f"; did you mean '## {near[0]}'?" if near else ""
+    reason = f"unknown section '## {block.text}': its text is not read{hint}"
+    return SeedProblem(page.line_of(block.start), reason, block.text)
 
 
 def _decode(raw: bytes, path: str) -> str:
@@ -139,6 +163,7 @@ class _Front:
     doi: str | None = None
     journal: str | None = None
     published_on: dt.date | None = None
+    published_on_precision: DatePrecision | None = None
     problems: list[SeedProblem] = field(default_factory=list)
 
 
@@ -159,7 +184,7 @@ def _front_matter(page: Page, default_source: str) -> _Front:
             if m := _DOI.match(value):
                 front.doi = m.group(1).rstrip(".,;")
             elif _DATE.match(value):
-                front.published_on = _date(value)
+                front.published_on, front.published_on_precision = _date(value)
                 if front.published_on is None:
                     line = page.line_of(block.start)
                     front.problems.append(SeedProblem(line, f"invalid date {value!r}", block.text))
@@ -217,7 +242,9 @@ def _parse_entity_item(
                     body,
                 )
             ]
-        extra = tuple(x.strip() for x in (em.group("extra") or "").split(",") if x.strip())
+        words = [x.strip() for x in (em.group("extra") or "").split(",") if x.strip()]
+        rank = next((x for x in words if x.casefold() in RANKS), None)
+        extra = tuple(x for x in words if x.casefold() not in RANKS)
         aka = tuple(x.strip() for x in (em.group("aka") or "").split(",") if x.strip())
         found.append(
             EntityRef(
@@ -229,6 +256,7 @@ def _parse_entity_item(
                 extra_names=extra,
                 aliases=aka,
                 line=line,
+                rank=rank,
             )
         )
         pos = em.end()
@@ -259,10 +287,14 @@ def _stated_reference_count(blocks: list[Block]) -> int | None:
 def _paper_id(url: str | None) -> str | None:
     if not url:
         return None
-    m = _PAPER_PATH.search(urlsplit(url).path)
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # "https://[tomesphere.com/..." is no URL: it names no paper
+        return None
+    m = _PAPER_PATH.search(path)
     if m:
         return m.group(1)
-    segment = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    segment = path.rstrip("/").rsplit("/", 1)[-1]
     return segment or None
 
 
@@ -274,11 +306,13 @@ def _split_authors(value: str) -> tuple[str, ...]:
     return tuple(n for n in names if n)
 
 
-def _date(value: str) -> dt.date | None:
+def _date(value: str) -> tuple[dt.date | None, DatePrecision | None]:
+    """The date, and how much of it the page gave (a missing month or day reads as 1)."""
     m = _DATE.match(value)
     if not m:
-        return None
+        return None, None
+    precision: DatePrecision = "day" if m.group(3) else "month" if m.group(2) else "year"
     try:
-        return dt.date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+        return dt.date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)), precision
     except ValueError:
-        return None
+        return None, None

@@ -36,7 +36,6 @@ FRESH = StoredPaper(
     fulltext_etag='"v1"',
     fulltext_last_modified="Mon, 23 Nov 2026 10:00:00 GMT",
     fulltext_fetched_at=NOW - dt.timedelta(days=1),
-    fulltext_checked_at=NOW - dt.timedelta(days=1),
 )
 CONDITIONAL = FetchRequest(PAPER.paper_id, URL, '"v1"', "Mon, 23 Nov 2026 10:00:00 GMT", BODY)
 PLAIN = FetchRequest(PAPER.paper_id, URL)
@@ -49,7 +48,7 @@ def kept_state(stored: StoredPaper) -> FulltextState:
         stored.fulltext_etag,
         stored.fulltext_last_modified,
         stored.fulltext_fetched_at,
-        stored.fulltext_checked_at,
+        None,  # when it was last checked is read from raw.fetches, not kept on the paper
         stored.fulltext_error,
         False,
     )
