@@ -196,8 +196,9 @@ def ingest_batch(
     with clock.stage("fetch"):
         stored = read_stored(res.loader, [p.paper_id for p in papers], run.mode == "offline")
         ctx = FetchContext(
-            res.settings, res.store, res.limiter, progress, batch.number, res.session
-        )
+            res.settings, res.store, res.limiter, progress, batch.number, res.session,
+            res.database_url,
+        )  # fmt: skip
         fetched = fetch_fulltexts(unwalked(papers), unwalked(stored), run.mode, ctx, run.force)
     with clock.stage("assemble"):
         loads, problems = assemble(
@@ -210,7 +211,7 @@ def ingest_batch(
     result: LoadResult | None = None
     with clock.stage("load"):
         if verdict.over_threshold:
-            record_refused_batch(
+            result = record_refused_batch(
                 res.loader,
                 run.run_id,
                 unwalked(rejected),
@@ -302,7 +303,7 @@ def _outcome(
         quarantine_rows=len(rejected),
         fetched=len(fetches),
         fetch_statuses=dict(statuses),
-        result=None if refused else result,
+        result=result,  # a refused batch's result holds only the fetch log it wrote
         refused=verdict.message() if verdict is not None and refused else None,
         outcomes=() if verdict is None else verdict.report.outcomes,
         seconds=clock.seconds,

@@ -1,4 +1,9 @@
-"""`tomeflow parse | run | serve | migrate | db`: the command line."""
+"""`tomeflow parse | check | run | serve | migrate | db | docs`: the command line.
+
+Expected failures (a bad setting, an unreachable database, a missing seeds folder) are one
+line on stderr and exit code 2; a failed quality gate is exit code 1 after the summary.
+A traceback is shown only with --debug. No password appears in anything printed.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -16,9 +22,34 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # `parse` has no run
 
+CONFIG_EXIT = 2
+FAILED_EXIT = 1
+
+
+class UsageError(Exception):
+    """An expected failure of the command's input or configuration: one line, exit 2."""
+
 
 def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _settings() -> Any:
+    from flows.settings import get_settings
+
+    return get_settings()
+
+
+def _database(settings: Any) -> str:
+    """The configured database's URL, checked to answer before any work starts."""
+    import psycopg
+
+    from flows.load.db import database_url
+
+    url = database_url(settings)
+    with psycopg.connect(url, connect_timeout=10):
+        pass
+    return url
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -27,16 +58,16 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
     failed = 0
     for name in args.files:
-        path = Path(name)
         try:
-            record = read_seed(path)
+            record = read_seed(Path(name))
         except SeedParseError as exc:
             failed += 1
             print(_json({"file": exc.path, "line": exc.line, "error": exc.reason}), file=sys.stderr)
             continue
-        except OSError as exc:
+        except Exception as exc:  # unreadable file, or a page the parser chokes on
             failed += 1
-            print(_json({"file": name, "line": 0, "error": str(exc)}), file=sys.stderr)
+            error = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            print(_json({"file": name, "line": 0, "error": error}), file=sys.stderr)
             continue
         print(_json(dataclasses.asdict(record)))
         for problem in record.problems:
@@ -44,16 +75,40 @@ def cmd_parse(args: argparse.Namespace) -> int:
                 _json({"file": name, "line": problem.line, "warning": problem.reason}),
                 file=sys.stderr,
             )
-    return 1 if failed else 0
+    return FAILED_EXIT if failed else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Parse, normalise and validate seed files; print each problem; load nothing."""
+    from flows.check import check_files
+
+    paths = [Path(name) for name in args.files]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    findings = check_files(paths, _settings().reference_count_gap_tolerance)
+    for finding in findings:
+        print(finding)
+    bad = {f.document for f in findings}
+    print(f"{len(paths) - len(bad & {str(p) for p in paths})} of {len(paths)} documents clean,"
+          f" {len(findings)} problems")  # fmt: skip
+    return FAILED_EXIT if findings else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the ingest flow and print what it loaded."""
+    settings = _settings()
+    seeds = Path(args.seeds) if args.seeds else settings.seeds_dir
+    if not seeds.exists():
+        raise UsageError(f"no seeds folder or file at {seeds} (--seeds or TOMEFLOW_SEEDS_DIR)")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    _database(settings)
     from flows.ingest import DataQualityError, ingest
 
     try:
         summary = ingest(
-            seeds=args.seeds,
+            seeds=str(seeds),
             batch_size=args.batch_size,
             offline=args.offline,
             full_refresh=args.full_refresh,
@@ -62,58 +117,69 @@ def cmd_run(args: argparse.Namespace) -> int:
     except DataQualityError as exc:
         print(exc.summary.to_text())
         print(f"\nrun failed: {exc}", file=sys.stderr)
-        return 1
+        return FAILED_EXIT
     print(summary.to_text())
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve prefect.yaml's deployment of the ingest flow, with its schedule, from this process."""
-    from flows.deployment import serve
+    from flows.deployment import DeploymentNotFound, serve
 
-    serve(args.deployment)
+    try:
+        serve(args.deployment)
+    except DeploymentNotFound as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database to the newest schema."""
-    from flows.load.db import database_url, masked
+    from flows.load.db import masked
     from flows.load.migrate import upgrade
-    from flows.settings import get_settings
 
-    url = database_url(get_settings())
+    url = _database(_settings())
     upgrade(url, args.revision)
     print(f"database at {args.revision}: {masked(url)}")
     return 0
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    """Show how to reach the database, or stop the embedded one."""
-    from flows.load.db import database_url, masked, psql_command
-    from flows.settings import get_settings
+    """Show how to reach the database (never starting one), or stop the embedded one."""
+    from flows.load.db import embedded_url_if_running, masked, psql_command, stop_embedded
 
-    settings = get_settings()
+    settings = _settings()
     if args.action == "stop":
         if settings.database_url is not None:
-            print("DATABASE_URL is set: tomeflow does not manage that server", file=sys.stderr)
-            return 1
-        from flows.load.db import stop_embedded
-
+            raise UsageError("DATABASE_URL is set: tomeflow does not manage that server")
         print(stop_embedded(settings.pgdata))
         return 0
-    url = database_url(settings)
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+    else:
+        url = embedded_url_if_running(settings.pgdata, settings.embedded_database)
+        if url is None:
+            raise UsageError(
+                f"the embedded PostgreSQL in {settings.pgdata} is not running; "
+                "`tomeflow run` or `tomeflow migrate` starts it"
+            )
     print(psql_command(url) if args.action == "psql" else masked(url))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `tomeflow` command."""
-    parser = argparse.ArgumentParser(prog="tomeflow", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tomeflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("parse", help="parse seed files and print them as JSON")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_parse)
+
+    p = sub.add_parser("check", help="find every problem in seed files, loading nothing")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("run", help="run the ingest flow")
     p.add_argument("--seeds", help="seed folder or file (default: TOMEFLOW_SEEDS_DIR or seeds/)")
@@ -139,10 +205,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException, url: str | None) -> tuple[str, int]:
+    """The message and exit code of an expected failure; a generic line for anything else."""
+    import psycopg
+    from pydantic import ValidationError
+
+    from flows.load.db import masked, scrub
+
+    if isinstance(exc, UsageError):
+        return str(exc), CONFIG_EXIT
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        return f"configuration: {problems}", CONFIG_EXIT
+    if isinstance(exc, psycopg.OperationalError):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = masked(url) if url else "the database"
+        message = f"cannot connect to {where}: {first} (check DATABASE_URL and that it runs)"
+        return scrub(message, url), CONFIG_EXIT
+    message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    return scrub(message, url), FAILED_EXIT
+
+
+def _configured_url() -> str | None:
+    # the password to keep out of messages, whether or not the settings are valid
+    return os.environ.get("DATABASE_URL")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tomeflow` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        print("tomeflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, code = _one_line(exc, _configured_url())
+        print(f"tomeflow {args.command}: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

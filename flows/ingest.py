@@ -86,7 +86,8 @@ def _ingest(
         res.settings, run_id, seeds, batch_size, offline, full_refresh, only
     )
     tally = report.RunTally()
-    res.loader.start_run(run.run_id, flow_run.name, str(run.seeds))
+    for dead in res.loader.start_run(run.run_id, flow_run.name, str(run.seeds)):
+        logger.warning("run %s had stopped without finishing: marked crashed", dead)
     try:
         paths = discover_seeds(run.seeds)
         if not paths:

@@ -11,13 +11,18 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from flows.urls import check_postgres_url
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
     """Every knob of tomeflow; each has an environment variable (TOMEFLOW_<NAME>)."""
 
-    model_config = SettingsConfigDict(env_prefix="TOMEFLOW_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a bad DATABASE_URL must not print its password in the error
+    model_config = SettingsConfigDict(
+        env_prefix="TOMEFLOW_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     # where the data goes: DATABASE_URL wins; without it an embedded PostgreSQL (pgserver)
     database_url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
@@ -57,6 +62,15 @@ class Settings(BaseSettings):
     # data quality
     dq_max_failure_share: float = Field(default=0.2, ge=0, le=1)
     reference_count_gap_tolerance: int = Field(default=3, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        # refused before anything connects: a mysql:// url once migrated the PostgreSQL at
+        # the same host, and psycopg printed the whole url, password included
+        if value is not None:
+            check_postgres_url(value.get_secret_value())
+        return value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

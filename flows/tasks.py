@@ -152,9 +152,9 @@ def record_refused_batch(
     rejected: Sequence[QuarantineRow],
     fetches: Sequence[FetchResult],
     dq: Sequence[ExpectationOutcome],
-) -> None:
+) -> LoadResult:
     """A batch the quality gate refused: record why, load none of its rows."""
-    loader.record_rejected_batch(run_id, rejected, fetches, dq)
+    return loader.record_rejected_batch(run_id, rejected, fetches, dq)
 
 
 @task(name="validate-tables", cache_policy=NONE)

@@ -13,7 +13,7 @@ FLOWS = PROJECT_ROOT / "flows"
 # lower layers never import higher ones: the flow imports the stages, a stage imports the
 # stages before it and the shared vocabulary (settings, records, tables, the Markdown walker)
 LAYERS = [
-    ["flows", "flows.settings", "flows.records", "flows.tables", "flows.markdown"],
+    ["flows", "flows.urls", "flows.settings", "flows.records", "flows.tables", "flows.markdown"],
     ["flows.seeds"],
     ["flows.fetch"],
     ["flows.references", "flows.fulltext"],
@@ -28,6 +28,7 @@ LAYERS = [
     ["flows.tasks"],
     ["flows.batch"],
     ["flows.ingest"],
+    ["flows.check"],  # tomeflow check: seeds, assemble and the gate, loading nothing
     ["flows.deployment", "flows.cli"],
 ]
 MAX_MODULE_LINES = 480

@@ -61,3 +61,98 @@ def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     from flows.load.db import masked
 
     assert masked(url) == shown
+
+
+# expected failures: one line, an exit code, no traceback, no password (issues 12 and 13)
+
+SECRET = "Pw-s3cr3t"
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and SECRET not in out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["run"], ["migrate"]])
+def test_a_database_that_refuses_is_one_line_and_exit_2(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://tomeflow:{SECRET}@127.0.0.1:1/tomeflow")
+    get_settings.cache_clear()
+    assert main(command) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith(f"tomeflow {command[0]}: cannot connect to postgresql://tomeflow:***@")
+    assert "check DATABASE_URL" in line
+
+
+@pytest.mark.parametrize("command", [["run"], ["migrate"], ["db", "url"]])
+def test_a_url_that_is_not_postgresql_is_refused_before_anything_connects(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", f"mysql://user:{SECRET}@127.0.0.1:5432/test")
+    get_settings.cache_clear()
+    assert main(command) == 2
+    line = _one_line_error(capsys)
+    assert "must be a PostgreSQL URL" in line and "mysql://user:***@127.0.0.1:5432/test" in line
+
+
+def test_a_mistyped_seeds_folder_is_one_line_and_starts_no_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--seeds", str(tmp_path / "seedz")]) == 2
+    assert _one_line_error(capsys) == (
+        f"tomeflow run: no seeds folder or file at {tmp_path / 'seedz'} "
+        "(--seeds or TOMEFLOW_SEEDS_DIR)"
+    )
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="no seeds folder"):
+        main(["--debug", "run", "--seeds", str(tmp_path / "seedz")])
+
+
+def test_db_url_never_starts_the_embedded_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "url"]) == 2
+    assert "is not running" in _one_line_error(capsys)
+    assert not (tmp_path / "home" / "pgdata" / "postmaster.pid").exists()
+
+
+def test_db_psql_uses_the_psql_pgserver_ships_when_none_is_on_path(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://tomeflow@db.example:5432/tomeflow")
+    monkeypatch.setattr("flows.load.db.shutil.which", lambda name: None)
+    get_settings.cache_clear()
+    assert main(["db", "psql"]) == 0
+    binary = capsys.readouterr().out.split()[0]
+    assert binary.endswith("pgserver/pginstall/bin/psql") and Path(binary).is_file()
+
+
+def test_check_prints_every_problem_and_loads_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = REAL_SEED.read_text("utf-8")
+    bad = tmp_path / "PMC2.md"
+    bad.write_text(
+        text.replace("PMC12809390", "PMC2")
+        .replace("[NCBI Gene 3630]", "[NCBI Gene 36x0]")
+        .replace("2025-11-10", "1700-01-01"),
+        "utf-8",
+    )
+    assert main(["check", str(REAL_SEED), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:" in out and "36x0" in out and "1700-01-01" in out
+    assert str(REAL_SEED) not in out
+    assert out.strip().endswith("1 of 2 documents clean, 2 problems")
+    assert main(["check", str(REAL_SEED)]) == 0

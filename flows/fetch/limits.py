@@ -1,13 +1,18 @@
-"""Per-host limits: spacing within one process, and global slots across runs and workers."""
+"""Per-host limits: spacing within one process, and slots across runs, workers and machines."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
+from typing import Any
 
-FETCH_LIMIT_PREFIX = "tomeflow-fetch-"
+logger = logging.getLogger(__name__)
+
+FETCH_LIMIT_PREFIX = "tomeflow-fetch:"
 
 
 class PerHostRateLimiter:
@@ -40,31 +45,44 @@ class PerHostRateLimiter:
 
 
 @contextmanager
-def host_slots(hosts: Sequence[str], slots: int) -> Iterator[None]:
-    """Hold one slot of each host's Prefect global concurrency limit while fetching from it.
+def host_slots(
+    database_url: str, hosts: Sequence[str], slots: int, poll_seconds: float = 0.2
+) -> Iterator[None]:
+    """Hold one of `slots` fetch slots per host, across every run, worker and machine.
 
-    The limit (`tomeflow-fetch-<host>`, created with `slots` slots when missing; an operator
-    may change it in the UI) bounds how many batches of all runs and workers fetch from one
-    host at once, so the per-host rate of one process is the rate the host sees.
+    A slot is a PostgreSQL advisory lock (`tomeflow-fetch:<host>:<n>`) on a connection held
+    while the batch fetches: at most `slots` batches fetch from one host at once, so the
+    per-host rate of one process is the rate the host sees. A process that dies loses its
+    connection and with it its slots, at once: the next run does not wait out a lease.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    import psycopg
 
-    names = [f"{FETCH_LIMIT_PREFIX}{h}" for h in hosts]
-    if not names:
+    if not hosts:
         yield
         return
-    with get_client(sync_client=True) as client:
-        for name in names:
-            try:
-                client.read_global_concurrency_limit_by_name(name)
-            except ObjectNotFound:
-                with suppress(ObjectAlreadyExists):  # another run made it first
-                    client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(name=name, limit=slots)
-                    )
-    # a crashed run holds its slot until the lease lapses: a minute, not the default five
-    with concurrency(names, occupy=1, lease_duration=60, strict=True):
+    with psycopg.connect(database_url, autocommit=True, application_name="tomeflow-fetch") as conn:
+        for host in sorted(set(hosts)):  # one order for all: no two batches wait in a cycle
+            _take_slot(conn, host, slots, poll_seconds)
         yield
+    # closing the connection released the locks
+
+
+def slot_key(host: str, slot: int) -> int:
+    """The advisory-lock key of one fetch slot of a host (a signed 64-bit integer)."""
+    digest = hashlib.blake2b(f"{FETCH_LIMIT_PREFIX}{host}:{slot}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def _take_slot(conn: Any, host: str, slots: int, poll_seconds: float) -> None:
+    waited = False
+    while True:
+        for slot in range(slots):
+            (taken,) = conn.execute(
+                "select pg_try_advisory_lock(%s)", (slot_key(host, slot),)
+            ).fetchone()
+            if taken:
+                return
+        if not waited:
+            logger.info("waiting for a fetch slot for %s: another batch is fetching from it", host)
+            waited = True
+        time.sleep(poll_seconds)

@@ -37,6 +37,7 @@ class FetchContext:
     progress: FetchProgress
     batch: int = 1  # the batch's number in the run, for the progress bar
     session: requests.Session | None = None  # the run's one session; None: one per batch
+    database_url: str = ""  # where the fetch slots live (advisory locks); "": no slots
 
 
 def fetch_batch(
@@ -62,7 +63,9 @@ def fetch_batch(
         )  # fmt: skip
         on_progress = ctx.progress.batch(ctx.batch, len(papers))
         with (
-            host_slots(hosts, ctx.settings.fetch_host_slots),
+            host_slots(
+                ctx.database_url, hosts if ctx.database_url else [], ctx.settings.fetch_host_slots
+            ),  # fmt: skip
             Fetcher(policy, ctx.store, ctx.session, limiter=ctx.limiter) as fetcher,
         ):
             results = tuple(fetcher.fetch_many(plan.requests, on_progress=on_progress))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import warnings
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from flows.settings import Settings
+from flows.urls import check_postgres_url, masked, password_of, scrub
+
+__all__ = ["check_postgres_url", "masked", "password_of", "scrub"]
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +65,18 @@ def libpq_url(url: str) -> str:
     return f"{scheme.split('+', 1)[0]}://{rest}"
 
 
-def masked(url: str) -> str:
-    """The URL with its password hidden, for logs and artifacts."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    # an empty password (the embedded server's "postgres:@") is shown as no password at all
-    hidden = "***" if parts.password else ""
-    netloc = parts.netloc.replace(f":{parts.password}@", f":{hidden}@" if hidden else "@")
-    return urlunsplit(parts._replace(netloc=netloc))
+def embedded_url_if_running(pgdata: Path, dbname: str) -> str | None:
+    """The embedded server's URL, without starting it; None when it is not running."""
+    if not (pgdata / "postmaster.pid").exists():
+        return None
+    return f"postgresql://postgres:@/{dbname}?host={pgdata}"
+
+
+def psql_binary() -> str:
+    """`psql` when one is on PATH, else the one the pgserver package ships (a full path)."""
+    if shutil.which("psql"):
+        return "psql"
+    return str(Path(str(_pgserver().__file__)).parent / "pginstall" / "bin" / "psql")
 
 
 def psql_command(url: str) -> str:
@@ -83,7 +89,7 @@ def psql_command(url: str) -> str:
         args.append(f"-p {info['port']}")
     args.append(f"-U {info.get('user') or os.environ.get('USER', 'postgres')}")
     args.append(str(info.get("dbname", "postgres")))
-    return "psql " + " ".join(args)
+    return f"{psql_binary()} " + " ".join(args)
 
 
 def stop_embedded(pgdata: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -30,21 +31,41 @@ class PostgresLoader:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._leases: dict[uuid.UUID, psycopg.Connection[Any]] = {}
+        self._lock = threading.Lock()
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, application_name="tomeflow")
 
-    def start_run(self, run_id: uuid.UUID, flow_run_name: str | None, seeds: str) -> None:
-        """Record a run as started."""
+    def start_run(
+        self, run_id: uuid.UUID, flow_run_name: str | None, seeds: str
+    ) -> list[uuid.UUID]:
+        """Record a run as started; returns the runs it found dead and marked crashed.
+
+        The run holds an advisory lock on a connection of its own until it finishes; a run
+        whose process is killed loses it, which is how the next run knows it is gone.
+        """
+        lease = psycopg.connect(self.url, autocommit=True, application_name="tomeflow-run")
+        lease.execute("select pg_advisory_lock(%s)", (runlog.run_key(run_id),))
+        with self._lock:
+            self._leases[run_id] = lease
         with self._connect() as conn:
+            dead = runlog.mark_dead_runs(conn, run_id)
             runlog.start_run(conn, run_id, flow_run_name, seeds)
+        return dead
 
     def finish_run(
         self, run_id: uuid.UUID, status: str, counts: RunCounts, message: str | None = None
     ) -> None:
         """Record a run's end, its status and counts."""
-        with self._connect() as conn:
-            runlog.finish_run(conn, run_id, status, counts, message)
+        try:
+            with self._connect() as conn:
+                runlog.finish_run(conn, run_id, status, counts, message)
+        finally:
+            with self._lock:
+                lease = self._leases.pop(run_id, None)
+            if lease is not None:
+                lease.close()
 
     def row_counts(self) -> dict[str, int]:
         """Rows per table, for the run summary."""
@@ -136,12 +157,14 @@ class PostgresLoader:
         quarantine: Sequence[QuarantineRow],
         fetches: Sequence[FetchResult] = (),
         dq: Sequence[ExpectationOutcome] = (),
-    ) -> None:
+    ) -> LoadResult:
         """For a batch that loads nothing: its quarantine rows, fetch attempts and dq results."""
         with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
-            runlog.write_fetches(cur, run_id, fetches)
+            fetch_rows = runlog.write_fetches(cur, run_id, fetches)
             runlog.write_quarantine(cur, run_id, quarantine)
             runlog.write_dq_results(cur, run_id, dq)
+        # the fetch log carries the run's id: the after-load count must know these rows
+        return LoadResult(rows_written={"raw.fetches": fetch_rows})
 
     def record_dq_results(self, run_id: uuid.UUID, outcomes: Sequence[ExpectationOutcome]) -> None:
         """One ops.dq_results row per evaluated expectation."""

@@ -56,6 +56,31 @@ def start_run(
     )
 
 
+def run_key(run_id: uuid.UUID) -> int:
+    """The advisory-lock key a run holds while it lives (a signed 64-bit integer)."""
+    return int.from_bytes(run_id.bytes[:8], "big", signed=True)
+
+
+def mark_dead_runs(conn: psycopg.Connection[Any], current: uuid.UUID) -> list[uuid.UUID]:
+    """Mark `crashed` every run still `running` whose lock is free: its process is gone."""
+    dead = []
+    for (run_id,) in conn.execute(
+        "select run_id from ops.runs where status = 'running' and run_id <> %s", (current,)
+    ).fetchall():
+        row = conn.execute("select pg_try_advisory_lock(%s)", (run_key(run_id),)).fetchone()
+        if not (row and row[0]):
+            continue  # alive: its process holds the lock
+        conn.execute("select pg_advisory_unlock(%s)", (run_key(run_id),))
+        conn.execute(
+            """update ops.runs set status = 'crashed', ended_at = now(),
+                   message = 'its process ended before the run did (found by run ' || %s || ')'
+               where run_id = %s and status = 'running'""",
+            (str(current), run_id),
+        )
+        dead.append(run_id)
+    return dead
+
+
 def finish_run(
     conn: psycopg.Connection[Any],
     run_id: uuid.UUID,

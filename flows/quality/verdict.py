@@ -33,8 +33,10 @@ class BatchVerdict:
     rejected: tuple[QuarantineRow, ...]
     report: QualityReport
     rows_checked: int
-    failure_share: float
+    failure_share: float  # the larger of the papers' and the rows' share rejected
     over_threshold: bool  # true: nothing of this batch may load
+    papers_checked: int = 0
+    papers_rejected: int = 0
 
     def message(self) -> str:
         """Why the batch was refused, naming the expectations that failed."""
@@ -44,10 +46,16 @@ class BatchVerdict:
                 for o in self.report.failed_expectations()
             }
         )
+        papers = f"{self.papers_rejected} of {self.papers_checked} papers"
         return (
-            f"{self.failure_share:.0%} of {self.rows_checked} rows failed quality checks: "
-            + ", ".join(failed)
+            f"{self.failure_share:.0%} failed quality checks ({papers}, rows of "
+            f"{self.rows_checked}): " + ", ".join(failed)
         )
+
+
+# the papers' share of a batch refuses it only from this many papers on: one bad paper in a
+# batch of two is quarantined, not taken for a page format gone wrong
+MIN_PAPERS_FOR_SHARE = 5
 
 
 def check_batch(
@@ -59,10 +67,23 @@ def check_batch(
     frames = batch_frames(loads)
     rows_checked = sum(len(f) for f in frames.values())
     report = gate.validate_batch(frames, batch)
-    share = report.failure_share(rows_checked)
+    # rows alone would let a few rejected papers hide among thousands of good mention rows:
+    # the share that counts is the larger of the papers' and the rows'
+    papers_checked = len(frames["papers"])
+    papers_rejected = len({f.paper_id for f in report.row_failures if f.suite == "papers"})
+    counted = papers_checked >= MIN_PAPERS_FOR_SHARE
+    paper_share = papers_rejected / papers_checked if counted else 0.0
+    share = max(report.failure_share(rows_checked), paper_share)
     kept, rejected = apply_row_failures(loads, report.row_failures)
     return BatchVerdict(
-        tuple(kept), tuple(rejected), report, rows_checked, share, share > max_failure_share
+        tuple(kept),
+        tuple(rejected),
+        report,
+        rows_checked,
+        share,
+        share > max_failure_share,
+        papers_checked,
+        papers_rejected,
     )
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -18,7 +21,7 @@ from prefect.client.schemas.filters import (
 
 from bench.synth import SynthPaper, make_paper, write_seeds
 from flows.cli import main
-from flows.fetch.limits import FETCH_LIMIT_PREFIX
+from flows.fetch.limits import slot_key
 from flows.ingest import ingest
 from flows.seeds import batch as seeds_batch
 from tests.helpers import query
@@ -138,13 +141,30 @@ def test_a_run_makes_a_few_task_runs_per_batch_not_per_paper(
         assert heading in summary_md
 
 
-def test_fetching_is_guarded_by_a_global_concurrency_limit_per_host(
-    tmp_path: Path, tomeflow_env: str, papers: list[SynthPaper]
+def test_fetching_from_a_host_waits_for_its_slot_across_runs(
+    tmp_path: Path, tomeflow_env: str, http_server: ScriptedHTTPServer, papers: list[SynthPaper]
 ) -> None:
-    ingest(seeds=str(tmp_path / "seeds"))
-    with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name(f"{FETCH_LIMIT_PREFIX}127.0.0.1")
-    assert (limit.limit, limit.active_slots) == (1, 0)  # one batch at a time, released after
+    # another run (here: the test) fetches from the host: this run waits for the slot
+    holder = psycopg.connect(tomeflow_env, autocommit=True)
+    holder.execute("select pg_advisory_lock(%s)", (slot_key("127.0.0.1", 0),))
+    done: list[object] = []
+    run = threading.Thread(target=lambda: done.append(ingest(seeds=str(tmp_path / "seeds"))))
+    run.start()
+    waiting = "select count(*) from pg_stat_activity where application_name = 'tomeflow-fetch'"
+    deadline = time.monotonic() + 60
+    while query(tomeflow_env, waiting) == [(0,)] and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the run to reach the slot, not standing in for it
+    assert query(tomeflow_env, waiting) == [(1,)]
+    time.sleep(0.5)
+    assert requests_made(http_server) == 0  # not one request while the slot is taken
+    holder.close()  # the other run ends (or dies): its slot is free at once
+    run.join(timeout=120)
+    assert done and requests_made(http_server) == 5
+    # and the run let its own slot go
+    held = """select l.objid from pg_locks l join pg_stat_activity a using (pid)
+               where l.locktype = 'advisory' and l.granted and a.datname = current_database()
+               and a.application_name = 'tomeflow-fetch'"""
+    assert query(tomeflow_env, held) == []
 
 
 def test_a_run_id_is_the_prefect_flow_run_id(

@@ -10,8 +10,9 @@ import pytest
 
 from flows.fetch.rawstore import RawStore
 from flows.quality.frames import FRAME_DTYPES, batch_frames
+from flows.quality.gate import QualityGate
 from flows.quality.results import RowFailure
-from flows.quality.verdict import apply_row_failures
+from flows.quality.verdict import apply_row_failures, check_batch
 from flows.records import Author, FulltextState, PaperLoad
 from flows.seeds import parse_summary
 from tests.helpers import REAL_FULLTEXT, REAL_SEED
@@ -107,3 +108,21 @@ def test_failed_references_and_mentions_go_alone(load: PaperLoad) -> None:
     assert mention not in kept.content.mentions
     assert len(kept.content.mentions) == len(load.content.mentions) - 1
     assert len(rejected) == 2
+
+
+def test_the_gate_counts_rejected_papers_not_only_rows(
+    load: PaperLoad, session_gate: QualityGate
+) -> None:
+    # 4 of 6 papers dated 1700: a few percent of all the batch's rows, but most of its papers
+    def paper(n: int, year: int) -> PaperLoad:
+        record = replace(
+            load.paper, paper_id=f"PMC{n}", published_on=dt.date(year, 1, 1), seed_path=f"{n}.md"
+        )
+        return replace(load, paper=record)
+
+    loads = [paper(n, 1700 if n < 4 else 2025) for n in range(6)]
+    verdict = check_batch(session_gate, loads, 1, max_failure_share=0.2)
+    assert (verdict.papers_checked, verdict.papers_rejected) == (6, 4)
+    assert verdict.rows_checked > 100 * 4  # the rows' share alone would stay under 5%
+    assert verdict.over_threshold and verdict.failure_share == pytest.approx(4 / 6)
+    assert "4 of 6 papers" in verdict.message()
