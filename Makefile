@@ -41,8 +41,10 @@ format: install
 	$(BIN)/ruff format flows tests schemas bench
 	$(BIN)/ruff check --fix flows tests schemas bench
 
-bench: install  ## benchmark figures: parse, match, load, validation share
-	$(BIN)/python -m bench.run
+# corpus sizes for `make bench` (default: 1000 10000); `make bench PAPERS=50000`: memory at 50k
+PAPERS ?=
+bench: install  ## benchmark figures beside their goals: speed, CPU, memory, load vs COPY and dlt
+	$(BIN)/python -m bench.run $(if $(PAPERS),--papers $(PAPERS))
 
 psql: install  ## open psql on the tomeflow database
 	$$($(BIN)/tomeflow db psql)

@@ -1,238 +1,432 @@
 """`make bench`: the figures behind tomeflow's speed and memory goals, printed, never asserted.
 
-    python -m bench.run                 # 1,000 and 2,000 papers with 50 KB full texts
-    python -m bench.run --papers 2000   # other sizes
+    python -m bench.run                  # 1,000 and 10,000 papers with 50 KB full texts
+    python -m bench.run --papers 50000   # other sizes (make bench PAPERS=50000: memory at 50k)
+    python -m bench.run --papers 50 200  # a quick look
 
-Each size runs in a child process of its own (so peak memory is that run's), against a fresh
-database on the server tests use (TOMEFLOW_TEST_DATABASE_URL, else 127.0.0.1:5432 if it
-answers, else the embedded server), with full texts served from files by a local HTTP server
-in another process. A child runs the real flow twice (the second run finds everything
-unchanged) and times the hot paths on one 50 KB document.
+One invocation measures, and prints each figure beside its goal and the ratio figure/goal:
+
+- for each size, in a fresh scratch database and a fresh TOMEFLOW_HOME: a first run and a no-op
+  rerun, each in a run process of its own (`python -m bench.child run`, which imports
+  flows.ingest and calls ingest()); the rerun twice: against a running `prefect server start`
+  and with no PREFECT_API_URL (the flow starts Prefect's temporary server itself);
+- CPU per paper and per invocation (a one-seed first run), the imports of flows.ingest and of
+  great_expectations alone, and `tomeflow run` of one seed as a subprocess;
+- the load stage beside a raw COPY and a dlt merge of the very same rows (bench/loadspeed.py);
+- the stages' hot paths on one 50 KB document, and the task-run count for 10,000 papers.
+
+Full texts come from a local HTTP server in another process, which counts its requests. The
+synthetic corpus, databases, Prefect homes and servers live only as long as the invocation;
+each size's first-run figures are also kept in bench/out/ so that a later `PAPERS=50000`
+invocation can say whether peak memory stays flat from 10k to 50k.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
-import multiprocessing
 import os
-import resource
+import platform
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from types import FrameType
 
-import psycopg
-
+from bench import loadspeed
+from bench.figures import (
+    REFERENCE_PAPERS,
+    CliFigures,
+    LoadComparison,
+    Results,
+    RunFigures,
+    SizeFigures,
+    Timing,
+)
+from bench.infra import (
+    FileServer,
+    fulltext_server,
+    prefect_server,
+    read_json,
+    run_sampled,
+    scratch_database,
+    server_url,
+    server_version,
+    tail,
+)
+from bench.report import print_report
 from bench.synth import make_paper, write_seeds
 
-CI_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = PROJECT_ROOT / "bench" / "out"
+BIN = Path(sys.executable).parent  # the project's virtualenv (make bench runs .venv/bin/python)
 BATCH_SIZE = 1000
-TASKS_PER_BATCH = 6  # see tests/test_flow_incremental.py, which counts them
+TASKS_PER_BATCH = 7  # see tests/flow/test_incremental.py, which counts them
 TASKS_PER_RUN = 1
+FULLTEXT_KB = 50
+DEFAULT_PAPERS = (1000, 10_000)
+# the local server may be hammered; real hosts keep the polite defaults (flows/settings.py)
+LOCAL_LIMITS = {
+    "TOMEFLOW_ALLOWED_HOSTS": "127.0.0.1",
+    "TOMEFLOW_PER_HOST_RATE": "5000",
+    "TOMEFLOW_PER_HOST_CONCURRENCY": "8",
+}
+IMPORT_REPEATS = 3
 
 
-def server_url() -> str:
-    """The PostgreSQL server to create the bench database in."""
-    explicit = os.environ.get("TOMEFLOW_TEST_DATABASE_URL")
-    if explicit:
-        return explicit
-    try:
-        psycopg.connect(CI_DATABASE, connect_timeout=3).close()
-        return CI_DATABASE
-    except psycopg.OperationalError:
-        from flows.load.db import embedded_database_url
-        from flows.settings import PROJECT_ROOT
-
-        return embedded_database_url(PROJECT_ROOT / ".tomeflow" / "test-pgdata", "postgres")
+class BenchError(RuntimeError):
+    """A child process failed; the message carries the end of its log."""
 
 
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """A fresh database, dropped afterwards."""
-    admin = server_url()
-    name = f"tomeflow_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+class Bench:
+    """Runs the children: run processes, import timings, hot paths, the CLI."""
 
+    def __init__(self, root: Path, files: FileServer, api_url: str, prefect_home: Path) -> None:
+        self.root = root
+        self.files = files
+        self.api_url = api_url
+        self.prefect_home = prefect_home  # the children's; (b) reruns' temporary server uses it
+        self.logs = root / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self._count = 0
 
-def _serve_folder(root: str, ports: Any) -> None:
-    """Serve root's files as Markdown on a free loopback port (runs in a process of its own)."""
+    def base_env(self) -> dict[str, str]:
+        """The environment without the caller's prefect/tomeflow settings, analytics off."""
+        keep = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PREFECT_", "TOMEFLOW_")) and k != "DATABASE_URL"
+        }
+        return keep | {
+            "GX_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_HOME": str(self.prefect_home),
+        }
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            path = Path(root, self.path.lstrip("/"))
-            body = path.read_bytes() if path.is_file() else b""
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/markdown; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ports.put(httpd.server_address[1])
-    httpd.serve_forever()
-
-
-@contextmanager
-def fulltext_server(root: Path) -> Iterator[str]:
-    """A server for the files under root, in another process so it costs the run nothing."""
-    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
-    server = multiprocessing.Process(target=_serve_folder, args=(str(root), ports), daemon=True)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{ports.get(timeout=30)}"
-    finally:
-        server.terminate()
-        server.join()
-
-
-def best_ms(fn: Callable[[], object], repeat: int = 20) -> float:
-    """The median of repeated timings of fn, in milliseconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
-def hot_paths() -> dict[str, float]:
-    """Per-document timings of the stages' hot paths on one 50 KB synthetic paper."""
-    from flows.entities import normalise_entities
-    from flows.fulltext import parse_fulltext
-    from flows.mentions import MentionMatcher, targets_from
-    from flows.seeds import parse_summary
-
-    paper = make_paper(7, "http://127.0.0.1:1", fulltext_kb=50)
-    seed = paper.seed.encode()
-    record = parse_summary(seed, "bench.md")
-    entities, _ = normalise_entities(record.paper_id, record.entities)
-    fulltext = parse_fulltext(paper.fulltext)
-    sections = [(s.ordinal, s.text) for s in fulltext.sections]
-    targets = targets_from(entities)
-    matcher = MentionMatcher.for_entities(targets)
-    return {
-        "fulltext_kb": len(paper.fulltext.encode()) / 1024,
-        "seed_parse_ms": best_ms(lambda: parse_summary(seed, "bench.md")),
-        "normalise_ms": best_ms(lambda: normalise_entities(record.paper_id, record.entities)),
-        "fulltext_parse_ms": best_ms(lambda: parse_fulltext(paper.fulltext)),
-        "matcher_build_ms": best_ms(lambda: MentionMatcher.for_entities(targets)),
-        "mention_count_ms": best_ms(lambda: matcher.count_mentions(sections)),
-    }
-
-
-def child(papers_count: int) -> dict[str, Any]:
-    """One size: the real flow twice over synthetic papers, and the hot paths."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with tempfile.TemporaryDirectory() as tmp, scratch_database() as db:
-        root = Path(tmp)
-        with fulltext_server(root / "site") as base:
-            # written to disk one by one: the run process holds no paper it is not loading
-            for i in range(papers_count):
-                paper = make_paper(i, base, fulltext_kb=50)
-                write_seeds(root / "seeds", [paper])
-                page = root / "site" / "paper" / paper.paper_id / "full.md"
-                page.parent.mkdir(parents=True)
-                page.write_text(paper.fulltext, encoding="utf-8")
-            os.environ.update(
-                DATABASE_URL=db,
-                TOMEFLOW_HOME=str(root / "home"),
-                TOMEFLOW_ALLOWED_HOSTS="127.0.0.1",
-                TOMEFLOW_PER_HOST_RATE="5000",
-                TOMEFLOW_PER_HOST_CONCURRENCY="8",
-                TOMEFLOW_BATCH_SIZE=str(BATCH_SIZE),
-            )
-            from flows.ingest import ingest
-
-            first = ingest(seeds=str(root / "seeds"))
-            second = ingest(seeds=str(root / "seeds"))
-    rows = first.counts.rows_written
-    return {
-        "papers": papers_count,
-        "first": {"wall": first.wall_seconds, "stages": first.stage_seconds, "rows": rows},
-        "second": {"wall": second.wall_seconds, "stages": second.stage_seconds},
-        "unchanged_second": second.counts.unchanged,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "hot": hot_paths(),
-    }
-
-
-def report(results: list[dict[str, Any]]) -> None:
-    """Print the figures."""
-    hot = results[-1]["hot"]
-    print(f"\nhot paths on one {hot['fulltext_kb']:.0f} KB full text (median of 20):")
-    print(f"  seed page parse (pyromark)      {hot['seed_parse_ms']:8.2f} ms")
-    print(f"  entity normalisation            {hot['normalise_ms']:8.2f} ms")
-    print(f"  full-text parse (pyromark)      {hot['fulltext_parse_ms']:8.2f} ms")
-    print(f"  mention automaton build         {hot['matcher_build_ms']:8.2f} ms")
-    print(f"  mention counting (Aho-Corasick) {hot['mention_count_ms']:8.2f} ms")
-    for r in results:
-        first, second = r["first"], r["second"]
-        stages = first["stages"]
-        validate = stages.get("validate", 0.0)
-        load = stages.get("load", 0.0)
-        written = sum(first["rows"].get(t, 0) for t in first["rows"])
-        print(f"\n{r['papers']} papers, 50 KB full texts each, batches of {BATCH_SIZE}:")
-        print(f"  first run wall time             {first['wall']:8.2f} s "
-              f"({r['papers'] / first['wall']:.0f} papers/s)")  # fmt: skip
-        for stage, seconds in stages.items():
-            print(f"    {stage:<12}                  {seconds:8.2f} s "
-                  f"({100 * seconds / first['wall']:4.1f}%)")  # fmt: skip
-        print(f"  validation share of wall time   {100 * validate / first['wall']:8.1f} % "
-              "(goal: at most 10%)")  # fmt: skip
-        print(f"  load (COPY + upserts)           {r['papers'] / load:8.0f} papers/s, "
-              f"{written / load:.0f} rows/s")  # fmt: skip
-        print(f"  second run (all unchanged: {r['unchanged_second']})  {second['wall']:8.2f} s")
-        print(f"  peak memory of the run process  {r['peak_rss_mb']:8.0f} MB")
-    batches = -(-10_000 // BATCH_SIZE)
-    print(f"\ntask runs for 10,000 papers: {TASKS_PER_BATCH} per batch x {batches} batches "
-          f"+ {TASKS_PER_RUN} = {TASKS_PER_BATCH * batches + TASKS_PER_RUN}")  # fmt: skip
-
-
-def main() -> None:
-    """Run each size in a child process and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--papers", type=int, nargs="+", default=[1000, 2000])
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child(args.papers[0])))
-        return
-    results = []
-    for count in args.papers:
-        print(f"running {count} papers ...", flush=True)
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.run", "--child", "--papers", str(count)],
-            capture_output=True,
-            text=True,
-            check=False,
+    def run_env(self, db: str, home: Path, *, api: bool) -> dict[str, str]:
+        """What a run process (or `tomeflow run`) is started with."""
+        env = (
+            self.base_env()
+            | LOCAL_LIMITS
+            | {
+                "DATABASE_URL": db,
+                "TOMEFLOW_HOME": str(home),
+                "TOMEFLOW_BATCH_SIZE": str(BATCH_SIZE),
+                # as `tomeflow run` sets them (flows/cli.py)
+                "PREFECT_LOGGING_EXTRA_LOGGERS": "flows",
+                "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            }
         )
-        if out.returncode != 0:
-            print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
-            sys.exit(f"bench child for {count} papers failed")
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    report(results)
+        if api:
+            env["PREFECT_API_URL"] = self.api_url
+        return env
+
+    def _paths(self, label: str) -> tuple[Path, Path]:
+        self._count += 1
+        slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
+        stem = f"{self._count:02d}-{slug}"
+        return self.logs / f"{stem}.log", self.logs / f"{stem}.json"
+
+    def _failed(self, label: str, log: Path, why: str) -> BenchError:
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        kept = OUT_DIR / f"failed-{log.name}"
+        shutil.copyfile(log, kept)
+        return BenchError(f"{label}: {why} (log kept in {kept})\n{tail(log)}")
+
+    def ingest_run(
+        self, label: str, papers: int, seeds: Path, db: str, home: Path, *, api: bool
+    ) -> RunFigures:
+        """One ingest() call in a fresh run process; memory sampled from here."""
+        log, result = self._paths(label)
+        print(f"  {label} ...", flush=True)
+        requests = self.files.requests
+        cmd = [sys.executable, "-m", "bench.child", "run", str(seeds), "--result", str(result)]
+        stats = run_sampled(cmd, self.run_env(db, home, api=api), log, cwd=PROJECT_ROOT)
+        data = read_json(result)
+        if stats.returncode != 0 or "error" in data or "call_wall" not in data:
+            raise self._failed(label, log, data.get("error") or f"exit {stats.returncode}")
+        if data.get("status") != "completed":
+            print(f"    note: the run ended {data.get('status')}: {data.get('problems')}")
+        return RunFigures.from_child(
+            label,
+            papers,
+            data,
+            process_wall=stats.wall,
+            peak_rss_mb=stats.peak_rss_mb,
+            peak_children_rss_mb=stats.peak_children_rss_mb,
+            children=stats.children,
+            machine_cpu=stats.machine_cpu,
+            peak_load=stats.peak_load,
+            http_requests=self.files.requests - requests,
+        )
+
+    def cli_run(self, seeds: Path, db: str, home: Path) -> CliFigures:
+        """`tomeflow run --seeds <folder>` against the running server, as a subprocess."""
+        log, _ = self._paths("tomeflow-run")
+        print("  tomeflow run --seeds <one seed> ...", flush=True)
+        requests = self.files.requests
+        cmd = [str(BIN / "tomeflow"), "run", "--seeds", str(seeds)]
+        stats = run_sampled(cmd, self.run_env(db, home, api=True), log, cwd=PROJECT_ROOT)
+        if stats.returncode != 0:
+            raise self._failed("tomeflow run", log, f"exit {stats.returncode}")
+        return CliFigures(stats.wall, stats.cpu, stats.peak_rss_mb, self.files.requests - requests)
+
+    def import_time(self, module: str) -> Timing:
+        """The median over fresh processes of `import module` alone."""
+        walls, cpus = [], []
+        for _ in range(IMPORT_REPEATS):
+            log, result = self._paths(f"import-{module}")
+            cmd = [sys.executable, "-m", "bench.child", "import", module, "--result", str(result)]
+            stats = run_sampled(cmd, self.base_env(), log, cwd=PROJECT_ROOT)
+            data = read_json(result)
+            if stats.returncode != 0 or "wall" not in data:
+                raise self._failed(f"import {module}", log, f"exit {stats.returncode}")
+            walls.append(float(data["wall"]))
+            cpus.append(float(data["cpu"]))
+        return Timing(statistics.median(walls), statistics.median(cpus))
+
+    def hot_paths(self) -> dict[str, float]:
+        """The hot paths on one 50 KB document, in a process of their own."""
+        log, result = self._paths("hot-paths")
+        cmd = [sys.executable, "-m", "bench.child", "hot", "--result", str(result)]
+        stats = run_sampled(cmd, self.base_env(), log, cwd=PROJECT_ROOT)
+        data = read_json(result)
+        if stats.returncode != 0 or not data:
+            raise self._failed("hot paths", log, f"exit {stats.returncode}")
+        return {k: float(v) for k, v in data.items()}
+
+    def migrate(self, db: str) -> None:
+        """Bring a scratch database to tomeflow's newest schema (in a child: alembic logs)."""
+        log, _ = self._paths("migrate")
+        code = "import sys; from flows.load.migrate import upgrade; upgrade(sys.argv[1])"
+        stats = run_sampled([sys.executable, "-c", code, db], self.base_env(), log, PROJECT_ROOT)
+        if stats.returncode != 0:
+            raise self._failed("migrate", log, f"exit {stats.returncode}")
+
+    def prepare_temporary_server_database(self) -> float:
+        """Migrate the database the (b) reruns' temporary server opens, as a used install has."""
+        log, _ = self._paths("prefect-database-upgrade")
+        cmd = [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
+        stats = run_sampled(cmd, self.base_env(), log, cwd=PROJECT_ROOT)
+        if stats.returncode != 0:
+            raise self._failed("prefect server database upgrade", log, f"exit {stats.returncode}")
+        return stats.wall
+
+
+def write_corpus(site: Path, root: Path, base_url: str, sizes: Sequence[int]) -> dict[int, Path]:
+    """Full texts for the largest size under site; a seed folder per size (its first papers).
+
+    Written to disk one by one: no process holds a paper it is not working on.
+    """
+    folders = {n: root / f"seeds-{n}" for n in sorted(set(sizes))}
+    for i in range(max(folders)):
+        paper = make_paper(i, base_url, fulltext_kb=FULLTEXT_KB)
+        page = site / "paper" / paper.paper_id / "full.md"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(paper.fulltext, encoding="utf-8")
+        for n, folder in folders.items():
+            if i < n:
+                write_seeds(folder, [paper])
+    return folders
+
+
+def measure_size(
+    bench: Bench, papers: int, seeds: Path, compare: bool, dlt_format: str | None
+) -> SizeFigures:
+    """A first run and the no-op rerun (both servers) in a fresh database and TOMEFLOW_HOME."""
+    print(f"{papers:,} papers:", flush=True)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=bench.root)))
+        db = stack.enter_context(scratch_database(str(papers)))
+        home = tmp / "home"
+
+        def run(what: str, *, api: bool) -> RunFigures:
+            return bench.ingest_run(f"{papers:,} papers, {what}", papers, seeds, db, home, api=api)
+
+        first = run("first run (running server)", api=True)
+        dumped = copy_db = None
+        if compare:
+            # the raw COPY's database is migrated now, with the migrations the run saw
+            copy_db = stack.enter_context(scratch_database("copy"))
+            bench.migrate(copy_db)
+            dumped = loadspeed.dump_tables(db, tmp / "dump", copy_db)
+        noop_a = run("no-op rerun (a) running server", api=True)
+        noop_b = run("no-op rerun (b) temporary server", api=False)
+        load = None
+        if dumped is not None and copy_db is not None:
+            load = compare_load(first, dumped, copy_db, tmp, dlt_format)
+    save_size(first)
+    return SizeFigures(papers, first, noop_a, noop_b, load)
+
+
+def compare_load(
+    first: RunFigures,
+    dumped: list[loadspeed.DumpedTable],
+    copy_db: str,
+    tmp: Path,
+    dlt_format: str | None,
+) -> LoadComparison:
+    """Raw COPY of the first run's rows into a migrated database; dlt merge into another."""
+    print("  raw COPY of the same rows ...", flush=True)
+    copy_rows, copy_seconds = loadspeed.raw_copy(copy_db, dumped)
+    if dlt_format == "skip":
+        dlt = loadspeed.DltResult(error="skipped (--dlt-format skip)")
+    else:
+        print("  dlt merge of the same rows ...", flush=True)
+        with scratch_database("dlt") as dlt_db:
+            dlt = loadspeed.dlt_merge(dlt_db, dumped, tmp / "dlt", dlt_format)
+    return LoadComparison(
+        papers=first.papers,
+        load_rows=first.rows,
+        load_seconds=first.stages.get("load", 0.0),
+        copy_rows=copy_rows,
+        copy_seconds=copy_seconds,
+        copy_tables=len(dumped),
+        dlt=dlt,
+    )
+
+
+def save_size(first: RunFigures) -> None:
+    """Keep a size's first-run figures in bench/out/ for later invocations."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    record = {
+        "papers": first.papers,
+        "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "wall": first.wall,
+        "cpu": first.cpu,
+        "peak_rss_mb": first.peak_rss_mb,
+        "maxrss_mb": first.maxrss_mb,
+    }
+    (OUT_DIR / f"first-run-{first.papers}.json").write_text(json.dumps(record, indent=2))
+
+
+def stored_rss(sizes: Sequence[int]) -> dict[int, tuple[float, str]]:
+    """Peak RSS of 10k and 50k first runs measured by earlier invocations."""
+    stored = {}
+    for papers in (10_000, 50_000):
+        path = OUT_DIR / f"first-run-{papers}.json"
+        if papers in sizes or not path.exists():
+            continue
+        data = read_json(path)
+        if "peak_rss_mb" in data:
+            stored[papers] = (float(data["peak_rss_mb"]), str(data.get("measured_at", "?")))
+    return stored
+
+
+def environment(db_url: str) -> dict[str, str]:
+    """What the figures were measured on."""
+    from importlib.metadata import version
+
+    return {
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()}",
+        "python": platform.python_version(),
+        "prefect": version("prefect"),
+        "great_expectations": version("great_expectations"),
+        "postgresql": server_version(db_url),
+    }
+
+
+def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds the context managers: databases, servers, temps
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="tomeflow's benchmark", formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--papers", type=int, nargs="+", default=list(DEFAULT_PAPERS), help="corpus sizes"
+    )
+    parser.add_argument(
+        "--compare-at",
+        type=int,
+        default=None,
+        help="size whose rows the load comparison copies (default: 10000 if run, else largest)",
+    )
+    parser.add_argument(
+        "--dlt-format",
+        choices=("insert_values", "csv", "skip"),
+        default=None,
+        help="dlt's loader file format (default: dlt's own for postgres); skip: no dlt",
+    )
+    args = parser.parse_args(argv)
+    if any(n < 1 for n in args.papers):
+        parser.error("--papers: sizes must be positive")
+    args.papers = sorted(set(args.papers))
+    if args.compare_at is None:
+        args.compare_at = REFERENCE_PAPERS if REFERENCE_PAPERS in args.papers else args.papers[-1]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure everything, then print the report."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_on_signal)
+    signal.signal(signal.SIGHUP, _raise_on_signal)
+    started = time.perf_counter()
+    db_url = server_url()
+    results = Results(
+        started=dt.datetime.now().isoformat(timespec="seconds"), environment=environment(db_url)
+    )
+    results.stored_rss = stored_rss(args.papers)
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tomeflow-bench-")))
+        files = stack.enter_context(fulltext_server(root / "site"))
+        print("starting `prefect server start` ...", flush=True)
+        server_log = root / "prefect-server.log"
+        api_url, results.prefect_server_start = stack.enter_context(
+            prefect_server(BIN / "prefect", root / "prefect-server", os.environ, server_log)
+        )
+        bench = Bench(root, files, api_url, root / "prefect-client")
+        results.notes.append(
+            "the temporary server's database (PREFECT_HOME of the run processes) was migrated "
+            f"beforehand in {bench.prepare_temporary_server_database():.1f} s, as on a used install"
+        )
+        count = max(args.papers)
+        print(f"writing {count:,} synthetic papers ({FULLTEXT_KB} KB full texts) ...", flush=True)
+        corpus_start = time.perf_counter()
+        seeds = write_corpus(root / "site", root, files.base_url, [1, *args.papers])
+        results.corpus_seconds = time.perf_counter() - corpus_start
+
+        print("imports and hot paths ...", flush=True)
+        results.imports = {m: bench.import_time(m) for m in ("flows.ingest", "great_expectations")}
+        results.hot = bench.hot_paths()
+
+        print("one seed:", flush=True)
+        with tempfile.TemporaryDirectory(dir=root) as tmp, scratch_database("one") as db:
+            results.one_seed = bench.ingest_run(
+                "one seed, first run (running server)",
+                1,
+                seeds[1],
+                db,
+                Path(tmp) / "home",
+                api=True,
+            )
+        with tempfile.TemporaryDirectory(dir=root) as tmp, scratch_database("cli") as db:
+            results.cli = bench.cli_run(seeds[1], db, Path(tmp) / "home")
+
+        for papers in args.papers:
+            compare = papers == args.compare_at
+            results.sizes.append(
+                measure_size(bench, papers, seeds[papers], compare, args.dlt_format)
+            )
+    results.notes.append(f"the whole benchmark took {time.perf_counter() - started:.0f} s")
+    print_report(results, BATCH_SIZE, LOCAL_LIMITS, (TASKS_PER_BATCH, TASKS_PER_RUN))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BenchError as exc:
+        sys.exit(f"bench failed: {exc}")
+    except subprocess.SubprocessError as exc:
+        sys.exit(f"bench failed: {exc}")

@@ -19,6 +19,7 @@ from flows.resources import Resources, resources_for
 from flows.seeds import discover_seeds
 from flows.settings import get_settings
 from flows.tasks import validate_tables
+from flows.urls import scrubbed
 
 
 def _after_load(res: Resources, run: RunPlan, tally: report.RunTally, logger: Any) -> Path | None:
@@ -69,7 +70,10 @@ def ingest(
     what the run talks to (default: built from the settings).
     """
     with resources_for(resources, get_settings()) as res:
-        return _ingest(res, seeds, batch_size, offline, full_refresh, only)
+        try:
+            return _ingest(res, seeds, batch_size, offline, full_refresh, only)
+        except Exception as exc:  # prefect keeps the message in the run's state and events
+            raise scrubbed(exc, res.database_url) from exc.__cause__
 
 
 def _ingest(

@@ -52,3 +52,10 @@ def check_postgres_url(url: str) -> None:
             f"DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host:5432/db),"
             f" not {masked(url)}"
         )
+
+
+def scrubbed(exc: BaseException, url: str | None) -> BaseException:
+    """The exception with the URL's password scrubbed from its message (changed in place)."""
+    if url and any(isinstance(a, str) for a in exc.args):
+        exc.args = tuple(scrub(a, url) if isinstance(a, str) else a for a in exc.args)
+    return exc
