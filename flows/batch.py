@@ -35,7 +35,7 @@ from flows.records import (
     QuarantineRow,
 )
 from flows.resources import Resources
-from flows.seeds import SeedBatch, drop_duplicate_ids
+from flows.seeds import SeedBatch, document_name, drop_duplicate_ids, seeds_root
 from flows.settings import Settings
 from flows.tasks import (
     assemble,
@@ -132,7 +132,7 @@ def select_papers(
     )
 
 
-def known_seeds(run: RunPlan, res: Resources, paths: Sequence[Path]) -> dict[str, KnownSeed]:
+def known_seeds(run: RunPlan, res: Resources, names: Sequence[str]) -> dict[str, KnownSeed]:
     """Seeds loaded before whose full text needs nothing now: same bytes, no parsing needed."""
     if run.mode != "incremental" or run.only is not None:
         return {}
@@ -140,7 +140,7 @@ def known_seeds(run: RunPlan, res: Resources, paths: Sequence[Path]) -> dict[str
     freshness = dt.timedelta(hours=res.settings.freshness_hours)
     return {
         path: KnownSeed(path, stored.paper_id, stored.source_sha256)
-        for path, stored in res.loader.stored_seeds([str(p) for p in paths]).items()
+        for path, stored in res.loader.stored_seeds(names).items()
         if stored.source_sha256 and needs_nothing(stored, now, freshness, res.store.has)
     }
 
@@ -166,7 +166,10 @@ def read_batch(
     whatever order the batches then finish in.
     """
     started = time.perf_counter()
-    parsed = parse_seeds(paths, known_seeds(run, res, paths))
+    root = seeds_root(run.seeds)
+    parsed = parse_seeds(
+        paths, known_seeds(run, res, [document_name(p, root) for p in paths]), root
+    )
     papers, rejected, unchanged = select_papers(parsed, seen, run.only)
     documents = len(papers) + len(unchanged) if run.only else len(paths)
     return ReadBatch(

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -104,21 +104,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     _database(settings)
+    from prefect import tags
+
     from flows.ingest import DataQualityError, ingest
+    from flows.report import RunSummary
 
     try:
-        summary = ingest(
-            seeds=str(seeds),
-            batch_size=args.batch_size,
-            offline=args.offline,
-            full_refresh=args.full_refresh,
-            only=args.only,
-        )
+        with tags("trigger:cli"):
+            state = ingest(
+                seeds=str(seeds),
+                batch_size=args.batch_size,
+                offline=args.offline,
+                full_refresh=args.full_refresh,
+                only=args.only,
+                return_state=True,
+            )
+        summary = cast(RunSummary, state.result())
     except DataQualityError as exc:
         print(exc.summary.to_text())
         print(f"\nrun failed: {exc}", file=sys.stderr)
         return FAILED_EXIT
     print(summary.to_text())
+    if state.name != "Completed":
+        print(f"\nrun {(state.name or '').lower()}: {state.message}", file=sys.stderr)
     return 0
 
 

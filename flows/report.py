@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from prefect.artifacts import create_markdown_artifact
 
 from flows.load.db import masked, psql_command
 from flows.load.runlog import RunCounts
@@ -34,11 +32,18 @@ class ExpectationTally:
     failures: int = 0
     unexpected: int = 0
     elements: int = 0
+    policy: str = ""
+    observed: object = None  # what the first failing evaluation observed
 
     @property
     def success(self) -> bool:
         """True when it held in every batch."""
         return self.failures == 0
+
+    @property
+    def unexpected_percent(self) -> float:
+        """Unexpected rows in percent of the rows evaluated."""
+        return 100.0 * self.unexpected / self.elements if self.elements else 0.0
 
 
 @dataclass(slots=True)
@@ -58,11 +63,19 @@ class DataQuality:
             t.failures += not o.success
             t.unexpected += o.unexpected_count or 0
             t.elements += o.element_count or 0
+            t.policy = o.policy
+            if not o.success and t.observed is None:
+                t.observed = o.observed_value
 
     @property
     def failed(self) -> list[ExpectationTally]:
         """The expectations that failed at least once."""
         return [t for t in self.tallies.values() if not t.success]
+
+    @property
+    def warnings(self) -> list[ExpectationTally]:
+        """The failed expectations whose policy is only to warn."""
+        return [t for t in self.failed if t.policy == "warn"]
 
     def headline(self) -> str:
         """One line: how many expectations held."""
@@ -122,6 +135,10 @@ class RunSummary:
     problems: tuple[str, ...]  # why the run failed, or what the user should know
     stage_seconds: dict[str, float]
     wall_seconds: float
+    # stage -> (rows, the first few) of the run's quarantine rows
+    quarantine_by_stage: Mapping[str, tuple[int, tuple[QuarantineRow, ...]]] = field(
+        default_factory=dict
+    )
 
     def headline(self) -> str:
         """One line: papers new/updated/unchanged/failed/quarantined."""
@@ -133,65 +150,85 @@ class RunSummary:
             f"{changed}"
         )
 
+    def trouble(self) -> str:
+        """What went wrong short of failing the run, counted ("" when nothing did)."""
+        parts = []
+        if self.quarantine_total:
+            parts.append(f"{self.quarantine_total} quarantined ({self.counts.quarantined} whole)")
+        if self.counts.failed:
+            parts.append(f"{self.counts.failed} full texts not fetched")
+        if self.data_quality.warnings:
+            parts.append(f"{len(self.data_quality.warnings)} data-quality warnings")
+        parts += list(self.problems)
+        return "; ".join(parts)
+
     def to_text(self) -> str:
-        """The summary the CLI prints."""
-        width = max((len(t) for t in self.counts.row_counts), default=10)
+        """The summary the CLI prints: problems first, then this run's rows, then totals."""
         fetches = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.fetch_statuses.items()))
         lines = [
             f"run {self.flow_run_name or ''} ({self.run_id}): {self.status}".replace("  ", " "),
             self.headline(),
             f"full text: {fetches or 'nothing requested'}",
             self.data_quality.headline(),
-            "",
-            "rows per table:",
-            *(f"  {t:<{width}}  {n:>8}" for t, n in self.counts.row_counts.items()),
         ]
-        if self.quarantine:
-            lines += ["", f"quarantined in this run ({self.quarantine_total}):"]
-            lines += [f"  {_where(q)}: [{q.stage}] {q.reason}" for q in self.quarantine]
-            if self.quarantine_total > len(self.quarantine):
-                more = self.quarantine_total - len(self.quarantine)
-                lines.append(f"  ... and {more} more in ops.quarantine")
         if self.problems:
             lines += ["", "problems:", *(f"  {p}" for p in self.problems)]
-        lines += [""]
+        if self.quarantine:
+            shown = self.quarantine[:QUARANTINE_SHOWN]
+            lines += ["", f"quarantined in this run ({self.quarantine_total}):"]
+            lines += [f"  {_where(q)}: [{q.stage}] {q.reason}" for q in shown]
+            if self.quarantine_total > len(shown):
+                more = self.quarantine_total - len(shown)
+                lines.append(f"  ... and {more} more in ops.quarantine")
+        lines += ["", "rows per table:   written now   in all", *self._table_lines(), ""]
         if self.data_docs is not None:
             lines.append(f"data docs: {self.data_docs}")
         lines += [f"database: {self.database}", f"look at it:  {self.psql}"]
         return "\n".join(lines)
 
-    def to_markdown(self) -> str:
-        """The summary as a Markdown artifact."""
+    def _table_lines(self) -> list[str]:
+        width = max((len(t) for t in self.counts.row_counts), default=10)
+        written = self.counts.rows_written
+        return [
+            f"  {t:<{width}}  {written.get(t, 0):>8}  {n:>8}"
+            for t, n in self.counts.row_counts.items()
+        ]
+
+    def to_markdown(self, data_docs_url: str | None = None) -> str:
+        """The summary as a Markdown artifact: problems, this run's rows, totals, time."""
         c = self.counts
-        rows = "\n".join(f"| `{t}` | {n} |" for t, n in c.row_counts.items())
+        written = c.rows_written
+        rows = "\n".join(f"| `{t}` | {written.get(t, 0)} | {n} |" for t, n in c.row_counts.items())
         fetches = "\n".join(f"| {s} | {n} |" for s, n in sorted(c.fetch_statuses.items()))
         stages = "\n".join(f"| {s} | {t:.2f} |" for s, t in self.stage_seconds.items())
-        quarantine = "\n".join(
-            f"| `{_where(q)}` | {q.stage} | {_cell(q.reason)} |" for q in self.quarantine
-        )
-        parts = [
-            f"# Ingest run `{self.flow_run_name}`: {self.status}\n",
-            "| papers | count |\n|---|---|\n"
+        parts = [f"# Ingest run `{self.flow_run_name}`: {self.status}\n"]
+        trouble = self.trouble()
+        if trouble:
+            parts.append(
+                "## Problems\n\n" + "\n".join(f"- {_code(p)}" for p in trouble.split("; ")) + "\n"
+            )
+        if self.quarantine:
+            listed = "\n".join(
+                f"- `{_where(q)}` ({q.stage}): {_code(q.reason)}"
+                for q in self.quarantine[:QUARANTINE_SHOWN]
+            )
+            more = self.quarantine_total - min(len(self.quarantine), QUARANTINE_SHOWN)
+            tail = f"\n- ... and {more} more (the ingest-quarantine table)" if more > 0 else ""
+            parts.append(f"## Quarantine ({self.quarantine_total})\n\n{listed}{tail}\n")
+        parts += [
+            "## Papers\n\n| papers | count |\n|---|---|\n"
             f"| seen | {c.seen} |\n| new | {c.new} |\n| updated | {c.updated} |\n"
             f"| unchanged | {c.unchanged} |\n| full text failed | {c.failed} |\n"
             f"| quarantined | {c.quarantined} |\n",
             f"## Full text\n\n| status | papers |\n|---|---|\n{fetches or '| - | 0 |'}\n",
             f"## Data quality\n\n{self.data_quality.headline()}\n\n"
-            + (f"Data Docs: `{self.data_docs}`\n" if self.data_docs else ""),
-            f"## Rows per table\n\n| table | rows |\n|---|---|\n{rows}\n",
-        ]
-        if self.quarantine:
-            parts.append(
-                f"## Quarantine ({self.quarantine_total})\n\n| document | stage | reason |\n"
-                f"|---|---|---|\n{quarantine}\n"
-            )
-        if self.problems:
-            parts.append("## Problems\n\n" + "\n".join(f"- {p}" for p in self.problems) + "\n")
-        parts.append(
+            + (f"Data Docs: {data_docs_url}\n" if data_docs_url else ""),
+            f"## Rows per table\n\n| table | written in this run | in all |\n|---|---:|---:|\n"
+            f"{rows}\n",
             f"## Time\n\n| stage | seconds |\n|---|---|\n{stages}\n| total | "
-            f"{self.wall_seconds:.2f} |\n"
-        )
-        parts.append(f"Database: `{self.database}`\n")
+            f"{self.wall_seconds:.2f} |\n",
+            f"Database: `{self.database}`\n",
+        ]
         return "\n".join(parts)
 
 
@@ -201,6 +238,11 @@ def _where(q: QuarantineRow) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    # identifiers shown literally: markdown would make "36x0" a multiplication sign
+    return text.replace("`", "'").replace("*", "\\*").replace("_", "\\_")
 
 
 @dataclass(slots=True)
@@ -213,6 +255,7 @@ class RunTally:
     failures: list[str] = field(default_factory=list)  # what fails the run
     notes: list[str] = field(default_factory=list)  # what the user should know
     papers: set[str] = field(default_factory=set)  # the paper ids processed
+    started: float = 0.0  # perf_counter at the run's start
 
     def add(self, outcome: BatchOutcome) -> None:
         """Fold one batch's outcome in."""
@@ -267,13 +310,15 @@ class RunTally:
         quarantine: tuple[Sequence[QuarantineRow], int],
         data_docs: Path | None,
         wall_seconds: float,
+        by_stage: Mapping[str, tuple[int, tuple[QuarantineRow, ...]]] | None = None,
     ) -> RunSummary:
         """The run's summary, once every batch and the after-load check are in."""
         shown, total = quarantine
-        return summarise(
+        summary = summarise(
             run_id, flow_run_name, self.status, url, self.counts, shown, total, self.quality,
             data_docs, self.problems, self.times, wall_seconds,
         )  # fmt: skip
+        return replace(summary, quarantine_by_stage=dict(by_stage or {}))
 
 
 def summarise(
@@ -314,30 +359,14 @@ def log_batch(
     """Log what a batch did (an error when the gate refused it); returns the outcome."""
     if outcome.refused is not None:
         logger.error("batch %d not loaded: %s", outcome.number, outcome.refused)
+    statuses = outcome.fetch_statuses
+    fetched = statuses.get("fetched", 0) + statuses.get("not_modified", 0)
     logger.info(
-        "batch %d: %d papers, %d fetched, %d quarantine rows",
-        outcome.number, len(outcome.papers), outcome.fetched, outcome.quarantine_rows,
+        "batch %d: %d papers, %d full texts fetched, %d not, %d quarantine rows",
+        outcome.number, len(outcome.papers), fetched, sum(statuses.values()) - fetched,
+        outcome.quarantine_rows,
     )  # fmt: skip
     return outcome
-
-
-def publish(summary: RunSummary, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
-    """Log the summary's headlines; attach it and the data-quality table as artifacts."""
-    logger.info(summary.headline())
-    logger.info(summary.data_quality.headline())
-    if summary.data_docs is not None:
-        logger.info("data docs: %s", summary.data_docs)
-    create_markdown_artifact(
-        key="ingest-summary", markdown=summary.to_markdown(), description=summary.headline()
-    )
-    docs = f"\n\nData Docs: `{summary.data_docs}`\n" if summary.data_docs else ""
-    create_markdown_artifact(
-        key="ingest-data-quality",
-        markdown=f"# Data quality\n\n{summary.data_quality.headline()}\n\n"
-        + summary.data_quality.to_markdown()
-        + docs,
-        description=summary.data_quality.headline(),
-    )
 
 
 def failed_after_load(report: QualityReport) -> list[str]:

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from flows.fetch.client import new_session
 from flows.fetch.limits import PerHostRateLimiter
 from flows.fetch.rawstore import RawStore
+from flows.fetch.transport import new_session
 from flows.load.db import database_url, masked
 from flows.load.loader import PostgresLoader
 from flows.load.migrate import ensure_schema

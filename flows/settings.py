@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     raw_store_dir: Path | None = Field(default=None, description="default: <home>/raw")
     data_docs_path: Path | None = Field(default=None, description="default: <home>/data_docs")
     data_docs: bool = Field(default=True, description="build Great Expectations Data Docs")
+    data_docs_keep: int = Field(default=10, ge=1, description="runs whose Data Docs are kept")
+    # where the Data Docs are served (e.g. by `tomeflow docs` or the compose docs service)
+    data_docs_url: str | None = None
 
     # fetch politeness and safety
     # NoDecode: the variable is read as written ("a.org,b.org"), not as JSON

@@ -74,9 +74,9 @@ DB_RETRIES: dict[str, Any] = {
 
 
 @task(name="parse-seeds", cache_policy=NONE)
-def parse_seeds(paths: Sequence[Path], known: Mapping[str, KnownSeed]) -> SeedBatch:
+def parse_seeds(paths: Sequence[Path], known: Mapping[str, KnownSeed], root: Path) -> SeedBatch:
     """Parse one batch of seed files (a known seed whose bytes are unchanged is not parsed)."""
-    return parse_batch(paths, known)
+    return parse_batch(paths, known, root)
 
 
 @task(name="read-stored-state", **DB_RETRIES)

@@ -5,11 +5,15 @@ inside the connection pool, where attempts are invisible (no per-attempt status,
 or error for raw.fetches), and it cannot see failures that show up only while the body
 streams (a truncated body). urllib3 still parses Retry-After (see policy.py), so only the
 backoff formula is ours.
+
+The session's connections (transport.py) go only to addresses the guard checked, and are cut
+at each attempt's wall-clock deadline however slowly the server sends.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -17,14 +21,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.cookiejar import DefaultCookiePolicy
 from types import TracebackType
 from typing import Self
 from urllib.parse import urljoin
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import (
+    NameResolutionError,
+    ReadTimeoutError,
+)
 
 from flows.fetch import guard
 from flows.fetch.limits import PerHostRateLimiter
@@ -35,12 +40,14 @@ from flows.fetch.policy import (
     finish,
     gives_up,
     is_retried_status,
+    out_of_time,
     parse_retry_after,
     retry,
     step_for_status,
     wait_before_retry,
 )
 from flows.fetch.rawstore import RawStore
+from flows.fetch.transport import Scope, Watch, is_guarded, new_session, scoped
 from flows.records import FetchAttempt, FetchRequest, FetchResult
 
 logger = logging.getLogger(__name__)
@@ -49,12 +56,20 @@ CHUNK_BYTES = 64 * 1024
 MAX_WORKERS = 32
 
 
-class _Halt(Exception):
-    """Ends an attempt early with the given step."""
+@dataclass(slots=True)
+class _PaperClock:
+    """One paper's deadline, counted from the start of its first attempt."""
 
-    def __init__(self, step: Step) -> None:
-        super().__init__(step.error_message)
-        self.step = step
+    seconds: float
+    ends: float | None = None
+
+    def seconds_left(self, now: float) -> float:
+        """Seconds left at `now`; the first call starts the clock."""
+        # from the first attempt, not from fetch(): time queued behind the host's other
+        # papers for a slot is not this paper's to lose
+        if self.ends is None:
+            self.ends = now + self.seconds
+        return self.ends - now
 
 
 @dataclass(slots=True)
@@ -68,6 +83,8 @@ class _Transfer:
     sha256: str | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     t0: float = field(default_factory=time.perf_counter)
+    deadline: float = math.inf  # on the fetcher's clock
+    watch: Watch = field(default_factory=Watch)
 
 
 class Fetcher:
@@ -81,20 +98,25 @@ class Fetcher:
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        resolve: Callable[[str], set[str]] | None = None,
+        resolve: guard.Resolver | None = None,
         limiter: PerHostRateLimiter | None = None,
     ) -> None:
-        # the keyword-only seams are for tests: sleep waits between retries, clock times a
-        # body transfer, resolve answers dns for the address check, limiter spaces requests
+        # the keyword-only seams are for tests: sleep waits between retries, clock measures
+        # the attempt and paper deadlines, resolve answers dns for every new connection,
+        # limiter spaces requests
         self.policy = policy
         self._store = raw_store
         self._sleep = sleep
         self._clock = clock
-        self._resolve = resolve or guard.resolve_addresses
+        self._guard = guard.AddressGuard(
+            resolve or guard.resolve_addresses, policy.private_hosts_allowed
+        )
         self._limiter = limiter or PerHostRateLimiter(policy.per_host_rate)
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
         self._accept = ", ".join(sorted(policy.accepted_content_types))
+        if session is not None and not is_guarded(session):
+            raise ValueError("a Fetcher needs a session from new_session(), which guards addresses")
         self._owns_session = session is None
         self._session = session or new_session(policy.per_host_concurrency)
 
@@ -151,13 +173,15 @@ class Fetcher:
         if refused is not None:
             return _result(req, attempts, finish("failed", *refused))
         url, retries, hops = req.url, 0, 0
+        paper = _PaperClock(self.policy.max_paper_seconds)
         # revalidate only when the body a 304 would point at is really in the store
         conditional = bool((req.etag or req.last_modified) and self._stored(req.previous_sha256))
         while True:
-            attempt, step = self._attempt(req, url, len(attempts) + 1, conditional)
+            attempt, step = self._attempt(req, url, len(attempts) + 1, conditional, paper)
             attempts.append(attempt)
             if step.action == "finish":
                 return _result(req, attempts, step)
+            wait = 0.0
             if step.action == "refetch":
                 conditional = False
             elif step.action == "redirect":
@@ -175,21 +199,18 @@ class Fetcher:
                 if gives_up(self.policy, retries):
                     return _result(req, attempts, step)
                 retries += 1
-                delay = wait_before_retry(self.policy, step, retries)
-                logger.info("retrying %s in %.2fs after %s", url, delay, step.error_class)
-                self._sleep(delay)
-
-    def _check_address(self, host: str) -> None:
-        if host in self.policy.private_hosts_allowed:
-            return
-        try:
-            addresses = {host} if guard.is_ip(host) else self._resolve(host)
-        except OSError as exc:
-            raise _Halt(retry("NameResolutionError", f"{host}: {exc}")) from exc
-        private = sorted(a for a in addresses if guard.is_private(a))
-        if private:
-            message = f"{host} resolves to non-public {', '.join(private)}"
-            raise _Halt(finish("failed", "PrivateAddress", message))
+                wait = wait_before_retry(self.policy, step, retries)
+            # give up now rather than sleep into, or start an attempt at, the paper's deadline
+            if out_of_time(paper.seconds_left(self._clock()), wait):
+                message = (
+                    f"gave up after {len(attempts)} attempts: the next would start past the "
+                    f"{self.policy.max_paper_seconds:g}s deadline for one paper "
+                    f"(max_paper_seconds); the last ended in {step.error_class or step.action}"
+                )
+                return _result(req, attempts, finish("failed", "PaperTimeout", message))
+            if step.action == "retry":
+                logger.info("retrying %s in %.2fs after %s", url, wait, step.error_class)
+                self._sleep(wait)
 
     def _stored(self, sha256: str | None) -> bool:
         try:
@@ -204,31 +225,19 @@ class Fetcher:
             return self._slots[host]
 
     def _attempt(
-        self, req: FetchRequest, url: str, number: int, conditional: bool
+        self, req: FetchRequest, url: str, number: int, conditional: bool, paper: _PaperClock
     ) -> tuple[FetchAttempt, Step]:
         host = guard.host_of(url)
         t = _Transfer()
         try:
-            self._check_address(host)
             with self._slot(host):
                 self._limiter.wait(host)
                 t.started_at, t.t0 = datetime.now(UTC), time.perf_counter()
-                step = self._exchange(req, url, conditional, t)
-        except _Halt as halt:
-            step = halt.step
-        except requests.exceptions.SSLError as exc:
-            step = finish("failed", "SSLError", str(exc))
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            step = retry(_error_class(exc), str(exc))
-        except requests.exceptions.ChunkedEncodingError as exc:
-            step = retry("TruncatedBody", str(exc))  # the body broke off mid-stream
-        except requests.exceptions.ContentDecodingError as exc:
-            step = finish("bad_content", "ContentDecodingError", str(exc))
-        except requests.RequestException as exc:
-            step = finish("failed", type(exc).__name__, str(exc))
-        except Exception as exc:  # recorded as this attempt's error rather than lost
-            logger.exception("attempt %d at %s failed unexpectedly", number, url)
-            step = finish("failed", type(exc).__name__, str(exc))
+                step = self._exchange(req, url, conditional, t, paper)
+        except Exception as exc:
+            step = self._failure(exc, t, number, url)
+        finally:
+            t.watch.stop()
         attempt = FetchAttempt(
             paper_id=req.paper_id,
             url=url,
@@ -246,30 +255,66 @@ class Fetcher:
         logger.debug("attempt %d %s -> %s %s", number, url, t.status_code, step.error_class)
         return attempt, step
 
-    def _exchange(self, req: FetchRequest, url: str, conditional: bool, t: _Transfer) -> Step:
+    def _failure(self, exc: Exception, t: _Transfer, number: int, url: str) -> Step:
+        if t.watch.stop() and not isinstance(exc, guard.AddressRefused):
+            # the watchdog cut the socket: whatever broke next, the deadline is the cause
+            return retry("TransferTimeout", t.watch.reason)
+        step = _error_step(exc)
+        if step is None:  # recorded as this attempt's error rather than lost
+            logger.exception("attempt %d at %s failed unexpectedly", number, url)
+            step = finish("failed", type(exc).__name__, str(exc))
+        return step
+
+    def _exchange(
+        self, req: FetchRequest, url: str, conditional: bool, t: _Transfer, paper: _PaperClock
+    ) -> Step:
+        now = self._clock()
+        left = paper.seconds_left(now)
+        limit = self.policy.max_paper_seconds
+        if left <= 0:  # the wait for a slot used up the paper's time
+            message = f"the paper's {limit:g}s deadline (max_paper_seconds) passed before the start"
+            return retry("TransferTimeout", message)
+        seconds = min(self.policy.max_transfer_seconds, left)
+        if seconds < self.policy.max_transfer_seconds:
+            reason = f"cut at the paper's {limit:g}s deadline (max_paper_seconds)"
+        else:
+            reason = f"no complete response within {seconds:g}s (max_transfer_seconds)"
+        t.deadline = now + seconds
+        t.watch.arm(seconds, reason)
         headers = {"User-Agent": self.policy.user_agent, "Accept": self._accept}
         if conditional and req.etag:
             headers["If-None-Match"] = req.etag
         if conditional and req.last_modified:
             headers["If-Modified-Since"] = req.last_modified
         timeout = (self.policy.connect_timeout, self.policy.read_timeout)
-        with self._session.get(
-            url, headers=headers, timeout=timeout, stream=True, allow_redirects=False
-        ) as resp:
-            t.status_code = code = resp.status_code
-            t.etag, t.last_modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
-            if code == 200:
-                return self._take_body(resp, t)
-            if code == 304 and conditional and req.previous_sha256:
-                if self._stored(req.previous_sha256):
-                    return Step("finish", "not_modified", sha256=req.previous_sha256)
-                return Step("refetch")  # the stored body vanished since we asked
-            if code in REDIRECTS and resp.headers.get("Location"):
-                return Step("redirect", location=resp.headers["Location"])
-            wait = None
-            if is_retried_status(code):
-                wait = parse_retry_after(self.policy, resp.headers.get("Retry-After"), resp.url)
-            return step_for_status(code, resp.reason, wait)
+        with (
+            scoped(Scope(self._guard, t.watch)),
+            self._session.get(
+                url, headers=headers, timeout=timeout, stream=True, allow_redirects=False
+            ) as resp,
+        ):
+            return self._respond(req, resp, conditional, t)
+
+    def _respond(
+        self, req: FetchRequest, resp: requests.Response, conditional: bool, t: _Transfer
+    ) -> Step:
+        if t.watch.cut:
+            # http.client ends the headers at end of file: cut headers look complete
+            return retry("TransferTimeout", t.watch.reason)
+        t.status_code = code = resp.status_code
+        t.etag, t.last_modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+        if code == 200:
+            return self._take_body(resp, t)
+        if code == 304 and conditional and req.previous_sha256:
+            if self._stored(req.previous_sha256):
+                return Step("finish", "not_modified", sha256=req.previous_sha256)
+            return Step("refetch")  # the stored body vanished since we asked
+        if code in REDIRECTS and resp.headers.get("Location"):
+            return Step("redirect", location=resp.headers["Location"])
+        wait = None
+        if is_retried_status(code):
+            wait = parse_retry_after(self.policy, resp.headers.get("Retry-After"), resp.url)
+        return step_for_status(code, resp.reason, wait)
 
     def _take_body(self, resp: requests.Response, t: _Transfer) -> Step:
         media = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -280,15 +325,18 @@ class Fetcher:
         if declared is not None and declared > limit:
             return finish("too_large", "BodyTooLarge", f"Content-Length {declared} > {limit}")
         body = bytearray()
-        deadline = self._clock() + self.policy.max_transfer_seconds
         for chunk in resp.iter_content(CHUNK_BYTES):
             body += chunk
             t.bytes = len(body)
             if len(body) > limit:
                 return finish("too_large", "BodyTooLarge", f"body passed {limit} bytes")
-            if self._clock() > deadline:
-                message = f"body took longer than {self.policy.max_transfer_seconds}s"
-                return retry("TransferTimeout", message)
+            # the watchdog cuts a stalled read; this catches a slow body between chunks
+            if self._clock() > t.deadline:
+                return retry("TransferTimeout", t.watch.reason)
+        if t.watch.stop():
+            # past the deadline the socket was shut down, and a body without a length that
+            # ends there looks whole: it is not taken
+            return retry("TransferTimeout", t.watch.reason)
         # urllib3 already enforces Content-Length; this catches a short body it let through.
         # with a content-encoding the header counts compressed bytes, so it cannot be compared
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
@@ -331,19 +379,6 @@ def _result(req: FetchRequest, attempts: list[FetchAttempt], step: Step) -> Fetc
     )
 
 
-def new_session(pool_size: int) -> requests.Session:
-    """A session that trusts nothing from the environment and keeps no cookies."""
-    session = requests.Session()
-    # proxies and .netrc from the environment would bypass the address check; no cookie
-    # jar keeps every fetch independent of the ones before it
-    session.trust_env = False
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 def _content_length(resp: requests.Response) -> int | None:
     try:
         return int(resp.headers["Content-Length"])
@@ -351,8 +386,30 @@ def _content_length(resp: requests.Response) -> int | None:
         return None
 
 
+def _error_step(exc: Exception) -> Step | None:
+    """What an exception out of an exchange means; None when it is no known fault."""
+    if isinstance(exc, guard.AddressRefused):
+        return finish("failed", "PrivateAddress", str(exc))
+    if isinstance(exc, requests.exceptions.SSLError):
+        return finish("failed", "SSLError", str(exc))
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return retry(_error_class(exc), str(exc))
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return retry("TruncatedBody", str(exc))  # the body broke off mid-stream
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return finish("bad_content", "ContentDecodingError", str(exc))
+    if isinstance(exc, requests.RequestException):
+        return finish("failed", type(exc).__name__, str(exc))
+    return None
+
+
 def _error_class(exc: requests.RequestException) -> str:
-    # requests reports a read timeout during streaming as a plain ConnectionError
-    if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+    # requests reports a read timeout during streaming as a plain ConnectionError, and a
+    # failed lookup as a ConnectionError around urllib3's MaxRetryError
+    cause = exc.args[0] if exc.args else None
+    cause = getattr(cause, "reason", cause)
+    if isinstance(cause, ReadTimeoutError):
         return "ReadTimeout"
+    if isinstance(cause, NameResolutionError):
+        return "NameResolutionError"
     return type(exc).__name__

@@ -3,17 +3,33 @@
 1. the scheme is http or https ("SchemeNotAllowed");
 2. the hostname, whatever the port, is in the allowlist ("HostNotAllowed", or
    "RedirectNotAllowed" for a hop);
-3. before every attempt the host is resolved (an IP literal is its own address); if any
-   address is private, loopback, link-local, multicast, reserved or unspecified the fetch
-   is refused ("PrivateAddress") unless the host is in the private allowlist, which holds
-   the hosts an operator named in TOMEFLOW_ALLOWED_HOSTS.
+3. every new connection resolves the host once, with the fetcher's resolver (an IP literal
+   is its own address), checks every address and connects to one of those it checked; if
+   any address is not a globally reachable unicast one (private, loopback, link-local, the
+   shared 100.64.0.0/10, documentation, multicast, reserved, unspecified, or one of those
+   IPv4 addresses written as IPv6) the connection is refused ("PrivateAddress") unless the
+   host is in the private allowlist, which holds the hosts an operator named in
+   TOMEFLOW_ALLOWED_HOSTS. A pooled connection is checked again, by its address, before
+   each request.
+
+Checking what one lookup answered and connecting to what was checked is what defeats DNS
+rebinding: a name that resolves to a public address for the check and to loopback for the
+connection cannot reach loopback, because there is no second lookup.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+Resolver = Callable[[str], Iterable[str]]
+
+
+class AddressRefused(Exception):
+    """A connection refused before it was made: its host has a non-public address."""
 
 
 def normal_host(host: str) -> str:
@@ -39,23 +55,50 @@ def is_ip(host: str) -> bool:
 
 
 def is_private(address: str) -> bool:
-    """Whether an address is anything but a public unicast one."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # python 3.11 does not classify ::ffff:127.0.0.1 as loopback
-    return (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+    """Whether an address is anything but a globally reachable unicast one."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        # an ipv4 address carried in ipv6 is judged as that address: python 3.11 calls
+        # ::ffff:100.64.0.1 reserved but not private, and the 6to4 2002:7f00:1:: global
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
+    # not global covers private, loopback, link-local, unspecified, documentation and the
+    # shared 100.64.0.0/10 (where some clouds serve metadata); python counts multicast and
+    # parts of the reserved space as global, so those are refused by name
+    return not ip.is_global or ip.is_multicast or ip.is_reserved
 
 
-def resolve_addresses(host: str) -> set[str]:
-    """Every address the system resolver gives for host."""
-    return {str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+def resolve_addresses(host: str) -> list[str]:
+    """Every address the system resolver gives for host, in its order of preference."""
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True, slots=True)
+class AddressGuard:
+    """Where connections may go: names resolve with `resolve`, to private addresses if listed."""
+
+    resolve: Resolver = resolve_addresses
+    private_hosts_allowed: frozenset[str] = frozenset()
+
+    def connectable(self, host: str) -> list[str]:
+        """The addresses to connect to for host, all checked; AddressRefused if any is private.
+
+        Resolver errors (socket.gaierror) are raised as they are.
+        """
+        name = host.strip("[]")
+        found = [name] if is_ip(name) else list(dict.fromkeys(self.resolve(name)))
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
+        if normal_host(host) not in self.private_hosts_allowed:
+            private = [a for a in found if is_private(a)]
+            if private:
+                raise AddressRefused(f"{host} resolves to non-public {', '.join(private)}")
+        return found
+
+    def check_peer(self, host: str, address: str) -> None:
+        """Refuse a pooled connection to host whose address this guard would not connect to."""
+        if normal_host(host) not in self.private_hosts_allowed and is_private(address):
+            raise AddressRefused(f"{host} is connected to non-public {address}")
 
 
 def refusal(url: str, allowed_hosts: frozenset[str]) -> tuple[str, str] | None:

@@ -3,6 +3,11 @@
 An attempt ends in a `Step`: finish (with an outcome), retry (after a wait), redirect or
 refetch. What is retried, how long to wait and when to give up are separate functions, so a
 change to one of them is a change to one function (dlt's retry helpers work the same way).
+
+Two wall-clock deadlines bound what a slow or stalled server can hold: one attempt, from
+connecting to the last byte of the body, lasts at most max_transfer_seconds; all attempts of
+one paper, retries and the waits between them included, end within max_paper_seconds of the
+first attempt's start (an attempt still running then is cut, and no retry starts after it).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ class FetchPolicy:
     private_hosts_allowed: frozenset[str] = frozenset()
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    max_transfer_seconds: float = 300.0  # one attempt's body, against servers that trickle
+    max_transfer_seconds: float = 300.0  # one attempt, connect to last byte: against trickling
+    max_paper_seconds: float = 600.0  # every attempt of one paper, and the waits between them
     max_retries: int = 4
     backoff_factor: float = 0.5
     backoff_max: float = 30.0
@@ -63,6 +69,8 @@ class FetchPolicy:
         object.__setattr__(self, "accepted_content_types", types)
         if self.per_host_rate <= 0 or self.per_host_concurrency < 1 or self.max_retries < 0:
             raise ValueError("per_host_rate > 0, per_host_concurrency >= 1, max_retries >= 0")
+        if self.max_transfer_seconds <= 0 or self.max_paper_seconds <= 0:
+            raise ValueError("max_transfer_seconds and max_paper_seconds must be > 0")
 
     @classmethod
     def from_settings(cls, settings: Settings, seed_hosts: Iterable[str] = ()) -> FetchPolicy:
@@ -131,6 +139,11 @@ def step_for_status(code: int, reason: str, retry_after: float | None) -> Step:
 def gives_up(policy: FetchPolicy, retries_done: int) -> bool:
     """Whether the retries are spent."""
     return retries_done >= policy.max_retries
+
+
+def out_of_time(seconds_left: float, wait: float) -> bool:
+    """Whether an attempt after `wait` seconds would start at or past the paper's deadline."""
+    return wait >= seconds_left
 
 
 def backoff(policy: FetchPolicy, retry_number: int) -> float:

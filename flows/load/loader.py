@@ -171,6 +171,13 @@ class PostgresLoader:
         with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
             runlog.write_dq_results(cur, run_id, outcomes)
 
+    def quarantine_by_stage(
+        self, run_id: uuid.UUID, first: int
+    ) -> dict[str, tuple[int, tuple[QuarantineRow, ...]]]:
+        """Per stage: the run's quarantine rows counted, and the first few."""
+        with self._connect() as conn:
+            return runlog.quarantine_by_stage(conn, run_id, first)
+
     def quarantine_for(self, run_id: uuid.UUID, limit: int) -> tuple[list[QuarantineRow], int]:
         """The first `limit` quarantine rows a run wrote, and how many it wrote in all."""
         with self._connect() as conn:

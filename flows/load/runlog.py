@@ -157,3 +157,23 @@ def quarantine_for(
         "select count(*) from ops.quarantine where run_id = %s", (run_id,)
     ).fetchone() or (0,)
     return [QuarantineRow(*row) for row in rows], int(total)
+
+
+def quarantine_by_stage(
+    conn: psycopg.Connection[Any], run_id: uuid.UUID, first: int
+) -> dict[str, tuple[int, tuple[QuarantineRow, ...]]]:
+    """Per stage: how many quarantine rows the run wrote, and the first few of them."""
+    out: dict[str, tuple[int, tuple[QuarantineRow, ...]]] = {}
+    for stage, count in conn.execute(
+        """select stage, count(*) from ops.quarantine where run_id = %s
+           group by stage order by min(quarantine_id)""",
+        (run_id,),
+    ).fetchall():
+        rows = conn.execute(
+            """select document, stage, reason, rejected_whole, paper_id, line, payload
+               from ops.quarantine where run_id = %s and stage = %s
+               order by quarantine_id limit %s""",
+            (run_id, stage, first),
+        ).fetchall()
+        out[stage] = (int(count), tuple(QuarantineRow(*r) for r in rows))
+    return out

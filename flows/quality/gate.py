@@ -276,15 +276,25 @@ class QualityGate:
 
 
 def _run_counts_query(suite: str, run_id: uuid.UUID, expected: Mapping[str, int]) -> str:
-    """One row per table: the rows the run says it wrote, and the rows carrying its run id."""
+    """One row per table: the rows the run wrote, those carrying its id, and whether it overlapped.
+
+    A run that overlapped another may find fewer rows carrying its id than it wrote: the other
+    run rewrote some after it (a newer fetch time, say). Never more.
+    """
     run = uuid.UUID(str(run_id))  # a uuid, never text from elsewhere, goes into the sql
+    overlapped = (
+        f"exists (select 1 from ops.runs o, ops.runs me where me.run_id = '{run}'"
+        f" and o.run_id <> me.run_id and o.started_at < now()"
+        f" and (o.ended_at is null or o.ended_at > me.started_at))"
+    )
     parts = []
     for table, rows in expected.items():
         if not _TABLE_NAME.match(table):
             raise QualityGateError(suite, f"not a schema.table name: {table!r}")
         parts.append(
             f"select '{table}'::text as table_name, {int(rows)}::bigint as expected_rows, "
-            f"(select count(*) from {table} where run_id = '{run}') as written_rows"
+            f"(select count(*) from {table} where run_id = '{run}') as written_rows, "
+            f"{overlapped} as overlapped"
         )
     return " union all ".join(parts)
 

@@ -9,9 +9,11 @@ from flows.seeds.batch import (
     SEED_SUFFIXES,
     SeedBatch,
     discover_seeds,
+    document_name,
     drop_duplicate_ids,
     parse_batch,
     read_seed,
+    seeds_root,
 )
 from flows.seeds.summary import SeedParseError, paper_id_source, parse_summary
 
@@ -20,9 +22,11 @@ __all__ = [
     "SeedBatch",
     "SeedParseError",
     "discover_seeds",
+    "document_name",
     "drop_duplicate_ids",
     "paper_id_source",
     "parse_batch",
     "parse_summary",
     "read_seed",
+    "seeds_root",
 ]

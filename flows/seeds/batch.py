@@ -42,44 +42,59 @@ class SeedBatch:
     ids: tuple[tuple[str, str], ...] = ()  # (seed path, paper id) of both, in path order
 
 
-def parse_batch(paths: Sequence[Path], known: Mapping[str, KnownSeed] | None = None) -> SeedBatch:
+def seeds_root(seeds: Path) -> Path:
+    """The folder document names are relative to: the seeds folder, or a single seed's own."""
+    return seeds.parent if seeds.is_file() else seeds
+
+
+def document_name(path: Path, root: Path | None) -> str:
+    """How a seed document is named in the tables: its path relative to the seeds folder."""
+    if root is not None:
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def parse_batch(
+    paths: Sequence[Path], known: Mapping[str, KnownSeed] | None = None, root: Path | None = None
+) -> SeedBatch:
     """Parse seed files; a bad file or line becomes a quarantine row, never an exception.
 
-    A file in `known` whose bytes still hash to what was loaded is not parsed at all.
+    A file in `known` whose bytes still hash to what was loaded is not parsed at all. Files
+    are named relative to root (the seeds folder) when given.
     """
     papers: list[PaperRecord] = []
     rejected: list[QuarantineRow] = []
     unchanged: list[KnownSeed] = []
     ids: list[tuple[str, str]] = []
     for path in paths:
+        name = document_name(path, root)
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            rejected.append(QuarantineRow(str(path), "parse", f"cannot read: {exc}", True))
+            rejected.append(QuarantineRow(name, "parse", f"cannot read: {exc}", True))
             continue
-        seen_before = (known or {}).get(str(path))
+        seen_before = (known or {}).get(name)
         if seen_before is not None and hashlib.sha256(raw).hexdigest() == seen_before.sha256:
             unchanged.append(seen_before)
             ids.append((seen_before.seed_path, seen_before.paper_id))
             continue
         try:
-            paper = parse_summary(raw, str(path))
+            paper = parse_summary(raw, name)
         except SeedParseError as exc:
-            rejected.append(
-                QuarantineRow(str(path), "parse", exc.reason, True, line=exc.line or None)
-            )
+            rejected.append(QuarantineRow(name, "parse", exc.reason, True, line=exc.line or None))
             continue
         except Exception as exc:  # a page the parser chokes on must not sink the batch
             logger.debug("parsing %s failed", path, exc_info=True)
             reason = f"cannot parse: {type(exc).__name__}: {exc}"
-            rejected.append(QuarantineRow(str(path), "parse", reason, True))
+            rejected.append(QuarantineRow(name, "parse", reason, True))
             continue
         papers.append(paper)
         ids.append((paper.seed_path, paper.paper_id))
         rejected.extend(
-            QuarantineRow(
-                str(path), "parse", p.reason, False, paper.paper_id, p.line, {"text": p.text}
-            )
+            QuarantineRow(name, "parse", p.reason, False, paper.paper_id, p.line, {"text": p.text})
             for p in paper.problems
         )
     return SeedBatch(tuple(papers), tuple(rejected), tuple(unchanged), tuple(ids))

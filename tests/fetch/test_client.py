@@ -15,18 +15,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.fetch.client import Fetcher, looks_like_html
+from flows.fetch.client import Fetcher, looks_like_html, new_session
 from flows.fetch.limits import PerHostRateLimiter
 from flows.fetch.policy import FetchPolicy
 from flows.fetch.rawstore import RawStore
 from flows.records import FetchRequest, FetchResult
 from flows.settings import Settings
-from tests.http_server import Reply, ScriptedHTTPServer, markdown, redirect, serve, status
+from tests.http_server import (
+    Reply,
+    ScriptedHTTPServer,
+    markdown,
+    offline_internet,
+    redirect,
+    serve,
+    status,
+    tls_context,
+)
 
 BODY = "# Blood, sweat, tears and fibrosis\n\nOvertraining injures the liver.\n"
 SHA = hashlib.sha256(BODY.encode()).hexdigest()
 HTML = "\n  <!DOCTYPE html>\n<html><body>Please log in</body></html>\n"
 LOOPBACK = frozenset({"127.0.0.1"})
+PUBLIC = "93.184.216.34"  # a public address; offline_internet lets a local server play it
 
 
 class FakeTime:
@@ -448,13 +458,17 @@ def test_listed_name_resolving_to_loopback_is_refused_unless_allowed(
         ({"10.0.0.7"}, True),
         ({"192.168.1.1"}, True),
         ({"169.254.169.254"}, True),  # cloud metadata endpoint
+        ({"100.64.0.1"}, True),  # shared address space, where some clouds serve metadata
+        ({"203.0.113.5"}, True),  # documentation range: not globally reachable
         ({"::1"}, True),
         ({"::ffff:127.0.0.1"}, True),
+        ({"::ffff:100.64.0.1"}, True),
+        ({"2002:7f00:1::"}, True),  # 6to4 for 127.0.0.1
         ({"0.0.0.0"}, True),
         ({"224.0.0.1"}, True),
         ({"fe80::1"}, True),
-        ({"93.184.216.34", "10.0.0.7"}, True),  # one private answer is enough
-        ({"93.184.216.34"}, False),
+        ({PUBLIC, "10.0.0.7"}, True),  # one private answer is enough
+        ({PUBLIC}, False),
     ],
 )
 def test_address_check_uses_every_dns_answer(
@@ -463,14 +477,56 @@ def test_address_check_uses_every_dns_answer(
     addresses: set[str],
     refused: bool,
 ) -> None:
-    # the stub resolver answers the check; the connection itself still goes to loopback
-    url = server.route("/p.md", markdown(BODY)).replace("127.0.0.1", "localhost")
+    # the stub resolver answers for the connection itself: a public answer is connected to
+    # (the local server plays that address), a private one is never connected to at all
+    url = server.route("/p.md", markdown(BODY)).replace("127.0.0.1", "papers.test")
     fetcher = make_fetcher(
-        allowed_hosts=frozenset({"localhost"}), fetcher_kwargs={"resolve": lambda _: addresses}
+        allowed_hosts=frozenset({"papers.test"}), fetcher_kwargs={"resolve": lambda _: addresses}
     )
-    result = fetcher.fetch(request(url))
+    with offline_internet({PUBLIC: server}) as connected:
+        result = fetcher.fetch(request(url))
     assert result.outcome == ("failed" if refused else "fetched")
     assert result.error_class == ("PrivateAddress" if refused else None)
+    assert connected == ([] if refused else [PUBLIC])
+    assert server.hits("/p.md") == (0 if refused else 1)
+
+
+def test_the_fetchers_resolver_picks_the_address_and_the_host_stays_the_name(
+    server: ScriptedHTTPServer, make_fetcher: MakeFetcher
+) -> None:
+    asked: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    url = server.route("/p.md", markdown(BODY)).replace("127.0.0.1", "papers.test")
+    named = frozenset({"papers.test"})
+    fetcher = make_fetcher(
+        allowed_hosts=named, private_hosts_allowed=named, fetcher_kwargs={"resolve": resolve}
+    )
+    result = fetcher.fetch(request(url))
+    assert (result.outcome, result.sha256) == ("fetched", SHA)
+    assert asked == ["papers.test"]  # once, for the one connection, by the fetcher's resolver
+    [logged] = server.requests()
+    assert logged.headers["Host"] == f"papers.test:{server.port}"
+
+
+def test_a_pooled_connection_is_checked_again_under_each_policy(
+    server: ScriptedHTTPServer, store: RawStore
+) -> None:
+    url = server.route("/p.md", markdown(BODY))
+    lenient = FetchPolicy(
+        allowed_hosts=LOOPBACK, private_hosts_allowed=LOOPBACK, per_host_rate=1000.0
+    )
+    strict = FetchPolicy(allowed_hosts=LOOPBACK, per_host_rate=1000.0)
+    session = new_session(2)
+    with offline_internet() as connected:
+        assert Fetcher(lenient, store, session).fetch(request(url)).outcome == "fetched"
+        refused = Fetcher(strict, store, session).fetch(request(url))
+    session.close()
+    assert (refused.outcome, refused.error_class) == ("failed", "PrivateAddress")
+    assert connected == ["127.0.0.1"] and server.hits("/p.md") == 1
 
 
 def test_dns_failure_is_retried(make_fetcher: MakeFetcher) -> None:
@@ -632,17 +688,110 @@ def test_an_ip_literal_not_named_in_the_setting_is_refused(
 
 
 def test_session_passed_in_is_left_open(store: RawStore, server: ScriptedHTTPServer) -> None:
-    import requests
-
-    session = requests.Session()
+    session = new_session(4)
     url = server.route("/p.md", markdown(BODY))
     policy = FetchPolicy(
         allowed_hosts=LOOPBACK, private_hosts_allowed=LOOPBACK, per_host_rate=1000.0
     )
     with Fetcher(policy, store, session) as fetcher:
         assert fetcher.fetch(request(url)).outcome == "fetched"
-    assert session.get(url, timeout=2).status_code == 200
+    # still open: the next fetcher reuses its pooled connection instead of making one
+    with offline_internet() as connected, Fetcher(policy, store, session) as fetcher:
+        assert fetcher.fetch(request(url)).outcome == "fetched"
     session.close()
+    assert connected == [] and server.hits("/p.md") == 2
+
+
+def test_a_guarded_session_on_its_own_connects_to_public_addresses_only(
+    server: ScriptedHTTPServer,
+) -> None:
+    from flows.fetch.guard import AddressRefused
+
+    session = new_session(1)
+    with pytest.raises(AddressRefused, match=r"non-public 127\.0\.0\.1"):
+        session.get(server.route("/p.md", markdown(BODY)), timeout=2)
+    session.close()
+    assert server.hits("/p.md") == 0
+
+
+def test_a_session_without_the_guard_is_refused(store: RawStore) -> None:
+    import requests
+
+    with pytest.raises(ValueError, match="new_session"):
+        Fetcher(FetchPolicy(allowed_hosts=LOOPBACK), store, requests.Session())
+
+
+def test_the_paper_deadline_stops_retries_before_a_wait_past_it(
+    server: ScriptedHTTPServer, make_fetcher: MakeFetcher
+) -> None:
+    fake = FakeTime()
+    url = server.route("/p.md", status(500))
+    fetcher = make_fetcher(
+        max_retries=10,
+        backoff_factor=4.0,
+        backoff_max=100.0,
+        max_paper_seconds=20.0,
+        fetcher_kwargs={"clock": fake.clock, "sleep": fake.sleep},
+    )
+    result = fetcher.fetch(request(url))
+    assert (result.outcome, result.error_class) == ("failed", "PaperTimeout")
+    assert "20s deadline for one paper" in (result.error_message or "")
+    # waits of about 4, 8 and 16 seconds: the third would end past 20, so it is not slept
+    assert 2 <= len(fake.sleeps) < 10 and fake.now < 20.0
+    assert statuses(result) == [500] * (len(fake.sleeps) + 1)
+
+
+@pytest.mark.parametrize(
+    "seconds", [{"max_transfer_seconds": 0}, {"max_paper_seconds": -1.0}], ids=["attempt", "paper"]
+)
+def test_policy_refuses_deadlines_that_are_not_positive(seconds: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="seconds"):
+        FetchPolicy(allowed_hosts=LOOPBACK, **seconds)
+
+
+@pytest.mark.parametrize("certified", ["papers.test", "other.test"])
+def test_https_connects_to_the_checked_address_but_verifies_the_name(
+    tmp_path: Path, store: RawStore, certified: str
+) -> None:
+    context, ca = tls_context(tmp_path, certified)
+    names: list[str] = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    session = new_session(2)
+    session.verify = str(ca)
+    named = frozenset({"papers.test"})
+    policy = FetchPolicy(
+        allowed_hosts=named, private_hosts_allowed=named, per_host_rate=1000.0, max_retries=0
+    )
+    with (
+        serve(tls=context) as server,
+        Fetcher(policy, store, session, resolve=lambda _: ["127.0.0.1"]) as fetcher,
+    ):
+        url = server.route("/p.md", markdown(BODY)).replace("127.0.0.1", "papers.test")
+        result = fetcher.fetch(request(url))
+        hits = server.requests()
+    session.close()
+    assert names == ["papers.test"]  # the server name sent is the host's, not the address
+    if certified == "papers.test":
+        assert (result.outcome, result.sha256) == ("fetched", SHA)
+        assert hits[0].headers["Host"] == f"papers.test:{server.port}"
+    else:  # the certificate is checked against the name asked for
+        assert (result.outcome, result.error_class, hits) == ("failed", "SSLError", [])
+
+
+def test_https_connections_are_guarded_too(tmp_path: Path, store: RawStore) -> None:
+    context, ca = tls_context(tmp_path, "papers.test")
+    session = new_session(2)
+    session.verify = str(ca)
+    policy = FetchPolicy(allowed_hosts=frozenset({"papers.test"}), per_host_rate=1000.0)
+    with (
+        serve(tls=context) as server,
+        Fetcher(policy, store, session, resolve=lambda _: ["127.0.0.1"]) as fetcher,
+    ):
+        url = server.route("/p.md", markdown(BODY)).replace("127.0.0.1", "papers.test")
+        result = fetcher.fetch(request(url))
+        assert server.hits("/p.md") == 0
+    session.close()
+    assert (result.outcome, result.error_class) == ("failed", "PrivateAddress")
 
 
 _SPACE = st.text(alphabet=" \t\r\n", max_size=5)

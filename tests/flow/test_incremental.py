@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import threading
 import time
 import uuid
@@ -130,7 +131,9 @@ def test_a_run_makes_a_few_task_runs_per_batch_not_per_paper(
     assert len(task_runs) == TASKS_PER_BATCH * batches + TASKS_PER_RUN
     # so a 10,000-paper run in batches of 500 makes 7 * 20 + 1 = 141 task runs
     assert TASKS_PER_BATCH * math.ceil(10_000 / 500) + TASKS_PER_RUN == 141
-    assert flow_run.name == f"ingest-{dt.datetime.now(dt.UTC):%Y-%m-%d}"
+    # runs of one day told apart: the name carries the time (issue 13)
+    assert re.fullmatch(rf"ingest-{dt.datetime.now(dt.UTC):%Y-%m-%d}T\d\d-\d\d-\d\d", flow_run.name)
+    assert {"mode:incremental", "papers:5"} <= set(flow_run.tags)
     assert {a.key for a in artifacts} >= {
         "ingest-summary",
         "ingest-data-quality",
@@ -201,5 +204,5 @@ def test_a_run_with_nothing_to_write_parses_validates_and_documents_nothing(
     page = tmp_path / "seeds" / f"{papers[1].paper_id}.md"
     page.write_text(page.read_text("utf-8").replace("Synthetic study", "A study"), "utf-8")
     summary = ingest(seeds=seeds)
-    assert parsed == [str(page)] and summary.counts.updated == 1
+    assert parsed == [page.name] and summary.counts.updated == 1  # named as in the folder
     assert summary.data_quality.tallies and not summary.data_quality.failed

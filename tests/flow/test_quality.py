@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,14 @@ def seeds(tmp_path: Path, http_server: ScriptedHTTPServer) -> Path:
     return folder
 
 
+DOCS_URL = "http://docs.tomeflow.test/data_docs/"
+
+
 @pytest.fixture
 def with_data_docs(tomeflow_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """This test's runs build Great Expectations Data Docs (with a gate of their own)."""
     monkeypatch.setenv("TOMEFLOW_DATA_DOCS", "true")
+    monkeypatch.setenv("TOMEFLOW_DATA_DOCS_URL", DOCS_URL)
     get_settings.cache_clear()
 
 
@@ -102,11 +107,23 @@ def test_bad_rows_are_quarantined_with_the_expectation_and_the_rest_loads(
 
     # the Prefect UI shows the table and the summary names the Data Docs
     artifacts = artifacts_of(run_id)
-    assert (
-        "| before_load | papers | expect_column_values_to_be_between | published_on | **no**"
-        in (artifacts["ingest-data-quality"])
+    # a table artifact now (issue 13): the UI renders rows, identifiers and values literally
+    table = json.loads(artifacts["ingest-data-quality"])
+    (dates,) = [r for r in table if (r["suite"], r["column"]) == ("papers", "published_on")]
+    assert (dates["checkpoint"], dates["policy"], dates["success"]) == (
+        "before_load",
+        "quarantine",
+        "no (1 of 1 batches)",
     )
-    assert str(summary.data_docs) in artifacts["ingest-summary"]
+    assert "1700-01-01" in dates["offending value"] and dates["unexpected"] == 1
+    quarantined = json.loads(artifacts["ingest-quarantine"])
+    assert {(r["document"], r["stage"], r["suite"]) for r in quarantined} == {
+        ("PMC2.md", "validate", "papers"),
+        ("PMC3.md", "validate", "authors"),
+    }
+    # the summary points at the served Data Docs, not at a path on the worker's disk
+    assert DOCS_URL in artifacts["ingest-summary"]
+    assert str(summary.data_docs) not in artifacts["ingest-summary"]
     assert "data quality: " in summary.to_text() and "data docs: " in summary.to_text()
 
 
