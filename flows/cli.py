@@ -175,6 +175,29 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Serve the Data Docs on loopback and print their URL (Ctrl-C stops)."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    folder = _settings().data_docs_dir
+    if not (folder / "index.html").is_file():
+        raise UsageError(f"no Data Docs in {folder} yet: a run that validates builds them")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    try:
+        server = ThreadingHTTPServer((args.host, args.port), handler)
+    except OSError as exc:
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from None
+    print(f"Data Docs of {folder}: http://{args.host}:{server.server_address[1]}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `tomeflow` command."""
     parser = argparse.ArgumentParser(prog="tomeflow", description=__doc__.splitlines()[0])
@@ -206,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--revision", default="head")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("docs", help="serve the Data Docs on loopback and print their URL")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("db", help="the database: its url, a psql command, or stop the embedded one")
     p.add_argument("action", choices=("url", "psql", "stop"))

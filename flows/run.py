@@ -84,7 +84,9 @@ def check_tables(res: Resources, run: RunPlan, tally: report.RunTally) -> Path |
     if not (res.settings.data_docs and res.gate_built):
         return None
     with tally.times.stage("report"):
-        return res.gate().build_data_docs()
+        return res.gate().build_data_docs(
+            flow_run.name or str(run.run_id), res.settings.data_docs_keep
+        )
 
 
 def fail(res: Resources, run: RunPlan, tally: report.RunTally, exc: BaseException) -> None:

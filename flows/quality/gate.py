@@ -29,6 +29,7 @@ from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning
 from great_expectations.util import convert_to_json_serializable
 
 from flows.load.db import sqlalchemy_url as to_sqlalchemy_url
+from flows.quality import docs
 from flows.quality.frames import prepared
 from flows.quality.results import QualityGateError, QualityReport, RowFailure, SuiteError
 from flows.quality.suites import (
@@ -85,19 +86,23 @@ class QualityGate:
         self._after_load: dict[tuple[str, str], Any] = {}
         self._gx_suites: dict[str, gx.ExpectationSuite] = {}
 
-    def _configure_data_docs(self) -> None:
+    def _configure_data_docs(self, folder: Path | None = None) -> None:
         # the ephemeral context comes with a site in a temporary folder; point it at ours
-        self._context.delete_data_docs_site("local_site")
-        if self._data_docs_dir is None:
+        sites = self._context.get_site_names()
+        for name in ("local_site", "tomeflow"):
+            if name in sites:
+                self._context.delete_data_docs_site(name)
+        target = folder or self._data_docs_dir
+        if target is None:
             return
-        self._data_docs_dir.mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
         self._context.add_data_docs_site(
             "tomeflow",
             {
                 "class_name": "SiteBuilder",
                 "store_backend": {
                     "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(self._data_docs_dir),
+                    "base_directory": str(target),
                 },
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
@@ -266,13 +271,23 @@ class QualityGate:
             self._sql_sources[url] = source
         return source
 
-    def build_data_docs(self) -> Path:
-        """Write GX Data Docs for every validation this gate ran; returns index.html."""
-        if self._data_docs_dir is None:
+    def build_data_docs(self, run_name: str | None = None, keep: int = 10) -> Path:
+        """Write offline GX Data Docs of every validation this gate ran; returns index.html.
+
+        With a run name they go to runs/<run name>/ beside the last `keep` runs' (whose
+        index the folder's own index.html lists); without, straight into the folder.
+        """
+        root = self._data_docs_dir
+        if root is None:
             raise QualityGateError("data_docs", "the gate was made without a data_docs_dir")
+        site = root if run_name is None else docs.run_folder(root, run_name)
         with self._lock:
+            self._configure_data_docs(site)
             self._context.build_data_docs(site_names=["tomeflow"])
-        return self._data_docs_dir / "index.html"
+        docs.make_offline(root, site)
+        if run_name is not None:
+            docs.write_index(root, docs.keep_last(root, keep))
+        return site / "index.html"
 
 
 def _run_counts_query(suite: str, run_id: uuid.UUID, expected: Mapping[str, int]) -> str:
