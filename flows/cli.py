@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -182,7 +183,15 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
     folder = _settings().data_docs_dir
     if not (folder / "index.html").is_file():
-        raise UsageError(f"no Data Docs in {folder} yet: a run that validates builds them")
+        # nothing yet (a first run validates and builds them): serve a page that says so
+        empty = Path(tempfile.mkdtemp(prefix="tomeflow-docs-"))
+        (empty / "index.html").write_text(
+            "<!DOCTYPE html><title>tomeflow Data Docs</title>"
+            f"<p>No Data Docs in {folder} yet: the first run that validates builds them.</p>",
+            encoding="utf-8",
+        )
+        print(f"no Data Docs in {folder} yet", file=sys.stderr)
+        folder = empty
     handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
     try:
         server = ThreadingHTTPServer((args.host, args.port), handler)

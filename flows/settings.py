@@ -26,6 +26,9 @@ class Settings(BaseSettings):
 
     # where the data goes: DATABASE_URL wins; without it an embedded PostgreSQL (pgserver)
     database_url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
+    # the database password in a file of its own (a compose or k8s secret): any characters,
+    # never in the environment or a URL
+    database_password_file: Path | None = None
     home: Path = Field(default=PROJECT_ROOT / ".tomeflow", description="local state folder")
     embedded_database: str = "tomeflow"
 

@@ -8,6 +8,7 @@ import shutil
 import warnings
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 
@@ -22,8 +23,28 @@ log = logging.getLogger(__name__)
 def database_url(settings: Settings) -> str:
     """A libpq URL for the configured database, starting the embedded one if needed."""
     if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
+        url = settings.database_url.get_secret_value()
+        if settings.database_password_file is not None:
+            url = with_password(url, read_password(settings.database_password_file))
+        return url
     return embedded_database_url(settings.pgdata, settings.embedded_database)
+
+
+def read_password(path: Path) -> str:
+    """A password file's one line (a trailing newline is not part of it)."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read the database password file {path}: {exc.strerror}") from None
+
+
+def with_password(url: str, password: str) -> str:
+    """The URL with this password in it, percent-quoted: '@', ':', '/' and '#' all work."""
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def embedded_database_url(pgdata: Path, dbname: str) -> str:

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 import pytest
+import yaml
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -53,6 +54,14 @@ from tests.helpers import query
 from tests.http_server import ScriptedHTTPServer, markdown
 
 pytestmark = pytest.mark.topology
+
+
+def compose_deploy_command(prefect: str) -> list[str]:
+    """The deploy service's command in docker-compose.yml, run with this venv's prefect."""
+    spec = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    shell, flag, script = spec["services"]["deploy"]["command"]
+    return [shell, flag, script.replace("prefect ", f"{prefect} ")]
+
 
 T = TypeVar("T")
 
@@ -322,10 +331,15 @@ def test_worker_runs_the_deployment_and_serve_schedules_it(
     with running("server", server_argv, server_env, tmp_path) as server:
         wait_for("the Prefect API to answer", lambda: healthy(api_url), [server], START_DEADLINE)
 
-        # what compose's one-shot migrate and deploy services do
+        # what compose's one-shot migrate and deploy services do: their very commands
         run_cli([tomeflow, "migrate"], tomeflow_env)
-        run_cli([prefect, "work-pool", "create", "tomeflow", "--type", "process"], client_env)
-        run_cli([prefect, "--no-prompt", "deploy", "--all"], client_env)
+        deploy = compose_deploy_command(prefect)
+        run_cli(deploy, client_env)
+        # an operator's change to the pool survives the next `up`: made if missing, not overwritten
+        run_cli([prefect, "work-pool", "set-concurrency-limit", "tomeflow", "3"], client_env)
+        run_cli(deploy, client_env)
+        with prefect_client(api_url) as client:
+            assert client.read_work_pool("tomeflow").concurrency_limit == 3
 
         worker_argv = [prefect, "worker", "start", "--pool", "tomeflow", "--type", "process"]
         with running("worker", worker_argv, tomeflow_env, tmp_path) as worker:
