@@ -19,6 +19,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
+from flows import watch
 from flows.fetch.plan import needs_nothing
 from flows.fetch.progress import FetchProgress
 from flows.fetch.stage import FetchContext
@@ -91,10 +92,11 @@ def run_mode(offline: bool, full_refresh: bool, only: Sequence[str] | None) -> M
 
 
 class _Clock:
-    """Wall seconds per stage of one batch."""
+    """Wall seconds per stage of one batch; watchers hear when a stage is done."""
 
-    def __init__(self) -> None:
+    def __init__(self, papers: int = 0) -> None:
         self.seconds: dict[str, float] = {}
+        self.papers = papers
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -103,6 +105,7 @@ class _Clock:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        watch.advance(name, self.papers)
 
 
 def batched(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
@@ -172,6 +175,7 @@ def read_batch(
     )
     papers, rejected, unchanged = select_papers(parsed, seen, run.only)
     documents = len(papers) + len(unchanged) if run.only else len(paths)
+    watch.advance("parse", len(paths))
     return ReadBatch(
         number,
         documents,
@@ -186,13 +190,15 @@ def ingest_batch(
     batch: ReadBatch, run: RunPlan, res: Resources, progress: FetchProgress
 ) -> BatchOutcome:
     """Take one read batch through fetch -> assemble -> validate -> load; returns what it did."""
-    clock = _Clock()
+    clock = _Clock(batch.documents)
     clock.seconds["parse"] = batch.seconds
     papers, rejected = batch.papers, list(batch.rejected)
     skipped = LoadResult(unchanged=batch.unchanged)
     if not papers:
         # every seed unchanged (or rejected): nothing to fetch, assemble, validate or load
         progress.batch_done(batch.number, batch.documents)
+        for stage in watch.STAGES[1:]:
+            watch.advance(stage, batch.documents)
         if rejected:
             record_refused_batch(res.loader, run.run_id, unwalked(rejected), (), ())
         return _outcome(batch, rejected, skipped, None, (), {}, clock)

@@ -96,6 +96,41 @@ def cmd_check(args: argparse.Namespace) -> int:
     return FAILED_EXIT if findings else 0
 
 
+class StageBars:
+    """A progress bar per stage, on a terminal (rich, which Prefect brings)."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console,
+        )  # fmt: skip
+        self.tasks: dict[str, Any] = {}
+
+    def started(self, documents: int) -> None:
+        """One bar per stage, each counting the run's documents."""
+        from flows.watch import STAGES
+
+        self.progress.start()
+        self.tasks = {s: self.progress.add_task(s, total=documents) for s in STAGES}
+
+    def advance(self, stage: str, papers: int) -> None:
+        """A batch is through a stage."""
+        if stage in self.tasks:
+            self.progress.advance(self.tasks[stage], papers)
+
+    def finished(self) -> None:
+        """The run's batches are done."""
+        self.progress.stop()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the ingest flow and print what it loaded."""
     settings = _settings()
@@ -105,26 +140,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     _database(settings)
-    from prefect import tags
-
+    from flows import watch
     from flows.ingest import DataQualityError, ingest
     from flows.report import RunSummary
 
+    # bars on a terminal; piped or in a scheduler's log, the plain log lines say the same
+    stop_watching = watch.listen(StageBars()) if sys.stderr.isatty() else (lambda: None)
     try:
-        with tags("trigger:cli"):
-            state = ingest(
-                seeds=str(seeds),
-                batch_size=args.batch_size,
-                offline=args.offline,
-                full_refresh=args.full_refresh,
-                only=args.only,
-                return_state=True,
-            )
+        state = ingest(
+            seeds=str(seeds),
+            batch_size=args.batch_size,
+            offline=args.offline,
+            full_refresh=args.full_refresh,
+            only=args.only,
+            return_state=True,
+        )
         summary = cast(RunSummary, state.result())
     except DataQualityError as exc:
         print(exc.summary.to_text())
         print(f"\nrun failed: {exc}", file=sys.stderr)
         return FAILED_EXIT
+    finally:
+        stop_watching()
     print(summary.to_text())
     if state.name != "Completed":
         print(f"\nrun {(state.name or '').lower()}: {state.message}", file=sys.stderr)

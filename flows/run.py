@@ -17,7 +17,7 @@ from prefect import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
-from flows import publish, report
+from flows import publish, report, watch
 from flows.batch import BatchPipeline, RunPlan, batched, read_batch
 from flows.fetch.progress import FetchProgress
 from flows.resources import Resources
@@ -58,6 +58,7 @@ def ingest_batches(run: RunPlan, res: Resources, tally: report.RunTally) -> None
     if not paths:
         raise FileNotFoundError(f"no seed documents (*.md, *.txt) under {run.seeds}")
     publish.tag_run(run, len(paths))
+    watch.started(len(paths))
     logger.info("%d seed documents under %s, batches of %d, %s",
                 len(paths), run.seeds, run.batch_size, run.mode)  # fmt: skip
     seen_ids: dict[str, str] = {}  # paper id -> the document that gave it first
@@ -67,6 +68,7 @@ def ingest_batches(run: RunPlan, res: Resources, tally: report.RunTally) -> None
     for number, batch_paths in enumerate(batched(paths, run.batch_size), 1):
         pipeline.submit(read_batch(number, batch_paths, run, res, seen_ids))
     pipeline.drain()
+    watch.finished()
     if run.only is not None and (missing := sorted(run.only - tally.papers)):
         tally.note(f"--only ids not found among the seeds: {', '.join(missing)}")
         logger.warning(tally.notes[-1])

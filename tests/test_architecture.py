@@ -13,7 +13,15 @@ FLOWS = PROJECT_ROOT / "flows"
 # lower layers never import higher ones: the flow imports the stages, a stage imports the
 # stages before it and the shared vocabulary (settings, records, tables, the Markdown walker)
 LAYERS = [
-    ["flows", "flows.urls", "flows.settings", "flows.records", "flows.tables", "flows.markdown"],
+    [
+        "flows",
+        "flows.urls",
+        "flows.settings",
+        "flows.records",
+        "flows.tables",
+        "flows.markdown",
+        "flows.watch",
+    ],
     ["flows.seeds"],
     ["flows.fetch"],
     ["flows.references", "flows.fulltext"],

@@ -21,7 +21,8 @@ from prefect.client.schemas.filters import (
 )
 
 from bench.synth import SynthPaper, make_paper, write_seeds
-from flows.cli import main
+from flows import watch
+from flows.cli import StageBars, main
 from flows.fetch.limits import slot_key
 from flows.ingest import ingest
 from flows.seeds import batch as seeds_batch
@@ -206,3 +207,41 @@ def test_a_run_with_nothing_to_write_parses_validates_and_documents_nothing(
     summary = ingest(seeds=seeds)
     assert parsed == [page.name] and summary.counts.updated == 1  # named as in the folder
     assert summary.data_quality.tallies and not summary.data_quality.failed
+
+
+def test_watchers_see_each_stage_reach_every_document(
+    tmp_path: Path, tomeflow_env: str, papers: list[SynthPaper]
+) -> None:
+    seen: dict[str, int] = {}
+
+    class Recorder:
+        def started(self, documents: int) -> None:
+            seen["documents"] = documents
+
+        def advance(self, stage: str, count: int) -> None:
+            seen[stage] = seen.get(stage, 0) + count
+
+        def finished(self) -> None:
+            seen["finished"] = 1
+
+    stop = watch.listen(Recorder())
+    try:
+        ingest(seeds=str(tmp_path / "seeds"), batch_size=2)
+    finally:
+        stop()
+    assert seen == {"documents": 5, **dict.fromkeys(watch.STAGES, 5), "finished": 1}
+
+
+def test_the_cli_draws_a_bar_per_stage_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    bars = StageBars(Console(file=out, force_terminal=True, width=100))
+    bars.started(4)
+    for stage in watch.STAGES:
+        bars.advance(stage, 4)
+    bars.finished()
+    text = out.getvalue()
+    assert all(stage in text for stage in watch.STAGES) and "4/4" in text
