@@ -209,6 +209,8 @@ def ingest_batch(
             res.database_url,
         )  # fmt: skip
         fetched = fetch_fulltexts(unwalked(papers), unwalked(stored), run.mode, ctx, run.force)
+        # its unchanged and rejected documents count too: the run's bar ends at 100%
+        progress.batch_done(batch.number, batch.documents)
     with clock.stage("assemble"):
         loads, problems = assemble(
             unwalked(papers), unwalked(fetched), unwalked(stored), run.force, res.cpu_pool()

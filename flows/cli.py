@@ -25,6 +25,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # `
 
 CONFIG_EXIT = 2
 FAILED_EXIT = 1
+READER_PASSWORD_ENV = "TOMEFLOW_READER_PASSWORD"
 
 
 class UsageError(Exception):
@@ -192,7 +193,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Show how to reach the database (never starting one), or stop the embedded one."""
-    from flows.load.db import embedded_url_if_running, masked, psql_command, stop_embedded
+    from flows.load.db import masked, psql_command, stop_embedded
 
     settings = _settings()
     if args.action == "stop":
@@ -200,17 +201,91 @@ def cmd_db(args: argparse.Namespace) -> int:
             raise UsageError("DATABASE_URL is set: tomeflow does not manage that server")
         print(stop_embedded(settings.pgdata))
         return 0
-    if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
-    else:
-        url = embedded_url_if_running(settings.pgdata, settings.embedded_database)
-        if url is None:
-            raise UsageError(
-                f"the embedded PostgreSQL in {settings.pgdata} is not running; "
-                "`tomeflow run` or `tomeflow migrate` starts it"
-            )
+    url = _running_database(settings)
     print(psql_command(url) if args.action == "psql" else masked(url))
     return 0
+
+
+def cmd_grant_reader(args: argparse.Namespace) -> int:
+    """Make a read-only login in tomeflow_reader and print how to connect with it."""
+    import psycopg
+
+    from flows.load.db import libpq_url, masked, psql_command, with_user
+    from flows.load.roles import RoleError, check_name, grant_reader
+
+    try:
+        check_name(args.name)
+    except RoleError as exc:
+        raise UsageError(str(exc)) from None
+    password = _reader_password(args)
+    url = _database(_settings())
+    try:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            made = grant_reader(conn, args.name, password)
+    except RoleError as exc:
+        raise UsageError(str(exc)) from None
+    reader = with_user(url, args.name)
+    done = "made" if made else "reset the password of"
+    print(f"{done} reader {args.name}: it can read analytics, core, ops and raw, and nothing else "
+          "(search_path analytics, core)")  # fmt: skip
+    print(f"connect:  {psql_command(reader)}   (asks for the password)")
+    print(f"url:      {masked(reader)}")
+    return 0
+
+
+def _reader_password(args: argparse.Namespace) -> str:
+    # from a file (compose secrets), an environment variable, or a prompt; never echoed
+    if args.password_file:
+        try:
+            return Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.password_file}: {exc.strerror}") from None
+    if os.environ.get(READER_PASSWORD_ENV):
+        return os.environ[READER_PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"no password: set {READER_PASSWORD_ENV}, pass --password-file, or run in a terminal"
+        )
+    import getpass
+
+    password = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != password:
+        raise UsageError("the two passwords differ")
+    return password
+
+
+def cmd_dictionary(args: argparse.Namespace) -> int:
+    """Write the data dictionary from the database's catalog."""
+    import psycopg
+
+    from flows.load.db import libpq_url
+    from flows.load.dictionary import DICTIONARY_PATH, render
+
+    url = _database(_settings())
+    with psycopg.connect(libpq_url(url)) as conn:
+        text = render(conn)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output) if args.output else DICTIONARY_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
+def _running_database(settings: Any) -> str:
+    from flows.load.db import embedded_url_if_running
+
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    url = embedded_url_if_running(settings.pgdata, settings.embedded_database)
+    if url is None:
+        raise UsageError(
+            f"the embedded PostgreSQL in {settings.pgdata} is not running; "
+            "`tomeflow run` or `tomeflow migrate` starts it"
+        )
+    return url
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -281,9 +356,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(func=cmd_docs)
 
-    p = sub.add_parser("db", help="the database: its url, a psql command, or stop the embedded one")
-    p.add_argument("action", choices=("url", "psql", "stop"))
-    p.set_defaults(func=cmd_db)
+    p = sub.add_parser("db", help="the database: url, psql, stop, grant-reader, dictionary")
+    db = p.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("url", "the database's URL, password masked"),
+        ("psql", "a psql command that opens it"),
+        ("stop", "stop the embedded PostgreSQL"),
+    ):
+        db.add_parser(action, help=text).set_defaults(func=cmd_db)
+    p = db.add_parser("grant-reader", help="make a read-only login (password from a prompt)")
+    p.add_argument("name", help="the login role to make, e.g. analyst")
+    p.add_argument(
+        "--password-file", help=f"read the password from a file (or {READER_PASSWORD_ENV})"
+    )
+    p.set_defaults(func=cmd_grant_reader)
+    p = db.add_parser("dictionary", help="write the data dictionary from the catalog")
+    p.add_argument("--output", help="a file, or - for stdout (default: docs/data-dictionary.md)")
+    p.set_defaults(func=cmd_dictionary)
     return parser
 
 

@@ -424,6 +424,27 @@ class ExpectationOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class PaperChange:
+    """One paper a run added, updated or found removed, and what changed in it."""
+
+    paper_id: str
+    change: str  # added, updated or removed
+    details: tuple[str, ...]  # "title", "entity added: MESH:D1", "full text: fetched -> ..."
+
+
+@dataclass(frozen=True, slots=True)
+class RunChanges:
+    """What a run changed (ops.run_changes), and the row counts of the run before it."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    shown: tuple[PaperChange, ...] = ()  # the first few
+    run_before: str | None = None  # its flow run name
+    rows_before: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class LoadResult:
     """What one batch did to the tables."""
 

@@ -14,10 +14,11 @@ from typing import Any
 from flows.load.db import masked, psql_command
 from flows.load.runlog import RunCounts
 from flows.quality.results import QualityReport
-from flows.records import BatchOutcome, ExpectationOutcome, QuarantineRow
+from flows.records import BatchOutcome, ExpectationOutcome, QuarantineRow, RunChanges
 from flows.tables import RUN_TABLES
 
 QUARANTINE_SHOWN = 20
+CHANGES_SHOWN = 10  # papers the summary spells out what changed in; analytics.run_diff has all
 
 
 @dataclass(slots=True)
@@ -139,6 +140,7 @@ class RunSummary:
     quarantine_by_stage: Mapping[str, tuple[int, tuple[QuarantineRow, ...]]] = field(
         default_factory=dict
     )
+    changes: RunChanges = field(default_factory=RunChanges)
 
     def headline(self) -> str:
         """One line: papers new/updated/unchanged/failed/quarantined."""
@@ -180,7 +182,9 @@ class RunSummary:
             if self.quarantine_total > len(shown):
                 more = self.quarantine_total - len(shown)
                 lines.append(f"  ... and {more} more in ops.quarantine")
-        lines += ["", "rows per table:   written now   in all", *self._table_lines(), ""]
+        lines += ["", self._changes_line(), *self._change_lines()]
+        lines += ["", "rows per table:   written now   in all   run before", *self._table_lines()]
+        lines.append("")
         if self.data_docs is not None:
             lines.append(f"data docs: {self.data_docs}")
         lines += [f"database: {self.database}", f"look at it:  {self.psql}"]
@@ -190,15 +194,49 @@ class RunSummary:
         width = max((len(t) for t in self.counts.row_counts), default=10)
         written = self.counts.rows_written
         return [
-            f"  {t:<{width}}  {written.get(t, 0):>8}  {n:>8}"
+            f"  {t:<{width}}  {written.get(t, 0):>8}  {n:>8}  {self._before(t):>8}"
             for t, n in self.counts.row_counts.items()
         ]
+
+    def _before(self, table: str) -> str:
+        n = self.changes.rows_before.get(table)
+        return "-" if n is None else str(n)
+
+    def _changes_line(self) -> str:
+        ch = self.changes
+        since = f"the run before ({ch.run_before})" if ch.run_before else "the start (first run)"
+        return (
+            f"changes since {since}: {ch.added} papers added, {ch.updated} updated, "
+            f"{ch.removed} removed from the seeds"
+        )
+
+    def _change_lines(self) -> list[str]:
+        ch = self.changes
+        lines = [
+            f"  {c.paper_id}: {c.change}" + (f" ({', '.join(c.details)})" if c.details else "")
+            for c in ch.shown
+        ]
+        more = ch.added + ch.updated + ch.removed - len(ch.shown)
+        if more > 0:
+            lines.append(f"  ... and {more} more in analytics.run_diff")
+        return lines
 
     def to_markdown(self, data_docs_url: str | None = None) -> str:
         """The summary as a Markdown artifact: problems, this run's rows, totals, time."""
         c = self.counts
         written = c.rows_written
-        rows = "\n".join(f"| `{t}` | {written.get(t, 0)} | {n} |" for t, n in c.row_counts.items())
+        rows = "\n".join(
+            f"| `{t}` | {written.get(t, 0)} | {n} | {self._before(t)} |"
+            for t, n in c.row_counts.items()
+        )
+        changed = "\n".join(
+            f"| `{_code(ch.paper_id)}` | {ch.change} | {_cell(_code(', '.join(ch.details)))} |"
+            for ch in self.changes.shown
+        )
+        if changed:
+            rest = self._change_lines()[len(self.changes.shown) :]  # "... and N more"
+            tail = f"\n\n{rest[0].strip()}" if rest else ""
+            changed = f"| paper | change | what changed |\n|---|---|---|\n{changed}{tail}\n\n"
         fetches = "\n".join(f"| {s} | {n} |" for s, n in sorted(c.fetch_statuses.items()))
         stages = "\n".join(f"| {s} | {t:.2f} |" for s, t in self.stage_seconds.items())
         parts = [f"# Ingest run `{self.flow_run_name}`: {self.status}\n"]
@@ -223,13 +261,18 @@ class RunSummary:
             f"## Full text\n\n| status | papers |\n|---|---|\n{fetches or '| - | 0 |'}\n",
             f"## Data quality\n\n{self.data_quality.headline()}\n\n"
             + (f"Data Docs: {data_docs_url}\n" if data_docs_url else ""),
-            f"## Rows per table\n\n| table | written in this run | in all |\n|---|---:|---:|\n"
-            f"{rows}\n",
+            f"## Rows per table\n\n{_sentence(self._changes_line())}\n\n{changed}"
+            "| table | written in this run | in all | after the run before |\n"
+            f"|---|---:|---:|---:|\n{rows}\n",
             f"## Time\n\n| stage | seconds |\n|---|---|\n{stages}\n| total | "
             f"{self.wall_seconds:.2f} |\n",
             f"Database: `{self.database}`\n",
         ]
         return "\n".join(parts)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
 
 
 def _where(q: QuarantineRow) -> str:
@@ -255,6 +298,8 @@ class RunTally:
     failures: list[str] = field(default_factory=list)  # what fails the run
     notes: list[str] = field(default_factory=list)  # what the user should know
     papers: set[str] = field(default_factory=set)  # the paper ids processed
+    removed: int = 0  # papers loaded before whose seeds the run no longer found
+    checked: bool = False  # the after-load checks (the drift gate among them) ran
     started: float = 0.0  # perf_counter at the run's start
 
     def add(self, outcome: BatchOutcome) -> None:
@@ -311,6 +356,7 @@ class RunTally:
         data_docs: Path | None,
         wall_seconds: float,
         by_stage: Mapping[str, tuple[int, tuple[QuarantineRow, ...]]] | None = None,
+        changes: RunChanges | None = None,
     ) -> RunSummary:
         """The run's summary, once every batch and the after-load check are in."""
         shown, total = quarantine
@@ -318,7 +364,9 @@ class RunTally:
             run_id, flow_run_name, self.status, url, self.counts, shown, total, self.quality,
             data_docs, self.problems, self.times, wall_seconds,
         )  # fmt: skip
-        return replace(summary, quarantine_by_stage=dict(by_stage or {}))
+        return replace(
+            summary, quarantine_by_stage=dict(by_stage or {}), changes=changes or RunChanges()
+        )
 
 
 def summarise(
@@ -370,8 +418,9 @@ def log_batch(
 
 
 def failed_after_load(report: QualityReport) -> list[str]:
-    """The after-load expectations that failed, as problems of the run."""
+    """The after-load expectations that failed, as problems of the run (not those that warn)."""
     return [
         f"after load: {o.suite}.{o.expectation}({o.column or ''}) observed {o.observed_value!r}"
         for o in report.failed_expectations()
+        if o.policy != "warn"
     ]

@@ -119,6 +119,7 @@ def quality_gate(settings: Settings) -> QualityGate:
         SUITES_DIR,
         settings.data_docs_dir if settings.data_docs else None,
         reference_count_gap_tolerance=settings.reference_count_gap_tolerance,
+        drift_max_drop=settings.drift_max_drop,
     )
 
 

@@ -69,6 +69,11 @@ def ingest_batches(run: RunPlan, res: Resources, tally: report.RunTally) -> None
         pipeline.submit(read_batch(number, batch_paths, run, res, seen_ids))
     pipeline.drain()
     watch.finished()
+    if run.only is None and run.seeds.is_dir():
+        tally.removed = res.loader.record_removed(run.run_id, list(seen_ids))
+        if tally.removed:
+            logger.info("%d papers loaded before are no longer among the seeds (rows kept)",
+                        tally.removed)  # fmt: skip
     if run.only is not None and (missing := sorted(run.only - tally.papers)):
         tally.note(f"--only ids not found among the seeds: {', '.join(missing)}")
         logger.warning(tally.notes[-1])
@@ -76,10 +81,11 @@ def ingest_batches(run: RunPlan, res: Resources, tally: report.RunTally) -> None
 
 def check_tables(res: Resources, run: RunPlan, tally: report.RunTally) -> Path | None:
     """Check the rows the run wrote and build the Data Docs; a run that wrote nothing skips both."""
-    if tally.wrote_rows:
+    if tally.wrote_rows or tally.removed:
         with tally.times.stage("validate"):
             expected = tally.expected_rows()
             tally.add_after_load(validate_tables(res.gate(), res.loader, run.run_id, expected))
+        tally.checked = True
     else:
         get_run_logger().info("nothing changed: no rows written, no after-load checks, no docs")
     tally.counts.row_counts = res.loader.row_counts()
@@ -106,11 +112,13 @@ def end(
     plain Completed otherwise.
     """
     logger = get_run_logger()
-    res.loader.finish_run(run.run_id, tally.status, tally.counts, "; ".join(tally.problems) or None)
+    res.loader.finish_run(run.run_id, tally.status, tally.counts,
+                          "; ".join(tally.problems) or None, tally.checked)  # fmt: skip
     quarantine = res.loader.quarantine_for(run.run_id, publish.TABLE_ROWS)
     stages = res.loader.quarantine_by_stage(run.run_id, publish.NAMES_SHOWN)
+    changes = res.loader.run_changes(run.run_id, report.CHANGES_SHOWN)
     summary = tally.summary(run.run_id, flow_run.name, res.database_url, quarantine, docs,
-                            time.perf_counter() - tally.started, stages)  # fmt: skip
+                            time.perf_counter() - tally.started, stages, changes)  # fmt: skip
     publish.publish(summary, logger, res.settings.data_docs_url)
     if tally.failures:
         raise DataQualityError(summary)

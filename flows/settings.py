@@ -61,13 +61,16 @@ class Settings(BaseSettings):
     per_host_concurrency: int = Field(default=4, ge=1, le=64)
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     freshness_hours: float = Field(default=24.0 * 7, ge=0)
-    # prefect global concurrency limit per fetched host: batches of all runs and workers
+    # fetch slots per host (PostgreSQL advisory locks): batches of all runs and workers
     # that may fetch from one host at the same time
     fetch_host_slots: int = Field(default=1, ge=1, le=64)
 
     # data quality
     dq_max_failure_share: float = Field(default=0.2, ge=0, le=1)
     reference_count_gap_tolerance: int = Field(default=3, ge=0)
+    # the drift gate: a figure (papers, papers with fetchable full text, entities) falling by
+    # more than this share since the last completed run fails the run (tables.drift)
+    drift_max_drop: float = Field(default=0.05, ge=0, le=1)
 
     @field_validator("database_url")
     @classmethod

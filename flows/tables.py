@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
+from flows.causes import error_cause
 from flows.records import NormalisedEntity, PaperLoad
 
 
@@ -384,6 +385,7 @@ FETCHES = Table(
         Column("last_modified", "text"),
         Column("elapsed_ms", "integer"),
         Column("error_class", "text"),
+        Column("error_cause", "text", "error_class", convert=error_cause),
         Column("error_message", "text"),
         Column("started_at", "timestamptz"),
     ),

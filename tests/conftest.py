@@ -24,7 +24,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from flows import resources
 from flows.load.migrate import upgrade
-from flows.settings import PROJECT_ROOT, get_settings
+from flows.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from flows.quality.gate import QualityGate
@@ -141,8 +141,8 @@ def session_gate() -> QualityGate:
 def tomeflow_env(db_url: str, monkeypatch: pytest.MonkeyPatch, session_gate: QualityGate) -> str:
     """Point tomeflow's settings at the test database and quick fetches; returns the db url.
 
-    Runs share the session's quality gate; a test that sets TOMEFLOW_DATA_DOCS=true gets a
-    gate of its own that writes Data Docs.
+    Runs share the session's quality gate; a test that sets TOMEFLOW_DATA_DOCS=true, or a
+    threshold of the gate, gets a gate of its own.
     """
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("TOMEFLOW_DATA_DOCS", "false")
@@ -156,9 +156,20 @@ def tomeflow_env(db_url: str, monkeypatch: pytest.MonkeyPatch, session_gate: Qua
     monkeypatch.setattr(
         resources,
         "quality_gate",
-        lambda settings: build(settings) if settings.data_docs else session_gate,
+        lambda settings: build(settings) if _own_gate(settings) else session_gate,
     )
     return db_url
+
+
+def _own_gate(settings: Settings) -> bool:
+    # a test that writes Data Docs or sets the gate's own thresholds gets a gate of its own
+    from flows.quality.suites import DEFAULT_DRIFT_MAX_DROP, DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE
+
+    return (
+        settings.data_docs
+        or settings.drift_max_drop != DEFAULT_DRIFT_MAX_DROP
+        or settings.reference_count_gap_tolerance != DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,16 @@ from tests.http_server import ScriptedHTTPServer, markdown, serve, status
 GOLDEN_PORT = 28471
 GOLDEN = Path(__file__).parent / "data" / "golden"
 EXPECTED = GOLDEN / "expected.json"
-GOLDEN_TABLES = (*CORE_TABLES, "raw.fetches", "ops.runs", "ops.quarantine", "ops.dq_results")
+GOLDEN_TABLES = (
+    *CORE_TABLES,
+    "raw.fetches",
+    "ops.runs",
+    "ops.quarantine",
+    "ops.dq_results",
+    "ops.run_changes",
+)
 # surrogate keys and timings: they differ between two equal runs
-DROPPED = {"quarantine_id", "fetch_id", "result_id", "elapsed_ms"}
+DROPPED = {"quarantine_id", "fetch_id", "result_id", "change_id", "elapsed_ms"}
 LONG_TEXT = 160
 HTML_PAGE = "<!DOCTYPE html>\n<html><body><h1>Sign in to read</h1></body></html>\n"
 

@@ -18,6 +18,7 @@ LAYERS = [
         "flows.urls",
         "flows.settings",
         "flows.records",
+        "flows.causes",
         "flows.tables",
         "flows.markdown",
         "flows.watch",

@@ -156,3 +156,67 @@ def test_check_prints_every_problem_and_loads_nothing(
     assert str(REAL_SEED) not in out
     assert out.strip().endswith("1 of 2 documents clean, 2 problems")
     assert main(["check", str(REAL_SEED)]) == 0
+
+
+def test_grant_reader_makes_a_login_and_never_shows_its_password(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uuid
+
+    import psycopg
+
+    from flows.settings import get_settings
+
+    name = f"analyst_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("TOMEFLOW_READER_PASSWORD", "pa55 w;o'rd")
+    get_settings.cache_clear()
+    try:
+        assert main(["db", "grant-reader", name]) == 0
+        out = capsys.readouterr()
+        assert f"made reader {name}" in out.out
+        assert f"-U {name}" in out.out  # the psql command for the reader
+        assert "pa55" not in out.out + out.err
+        assert main(["db", "grant-reader", name]) == 0  # again: the password is reset
+        assert "reset the password" in capsys.readouterr().out
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute(
+                "select pg_has_role(%s, 'tomeflow_reader', 'member')", (name,)
+            ).fetchone()
+        assert row == (True,)
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(f'drop role if exists "{name}"')
+
+
+def test_grant_reader_refuses_a_bad_name_and_a_missing_password_with_exit_2(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("TOMEFLOW_READER_PASSWORD", raising=False)
+    get_settings.cache_clear()
+    assert main(["db", "grant-reader", "Robert'); drop"]) == 2
+    assert "lower-case letters" in capsys.readouterr().err
+    assert main(["db", "grant-reader", "postgres", "--password-file", "/nonexistent"]) == 2
+    assert "cannot read /nonexistent" in capsys.readouterr().err
+    # pytest's stdin is not a terminal: no prompt, a clear error instead
+    assert main(["db", "grant-reader", "analyst_nopw"]) == 2
+    assert "TOMEFLOW_READER_PASSWORD" in capsys.readouterr().err
+    monkeypatch.setenv("TOMEFLOW_READER_PASSWORD", "x")
+    assert main(["db", "grant-reader", "postgres"]) == 2
+    assert "is not a tomeflow reader" in capsys.readouterr().err
+
+
+def test_db_dictionary_writes_the_data_dictionary(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    target = tmp_path / "dictionary.md"
+    assert main(["db", "dictionary", "--output", str(target)]) == 0
+    assert f"wrote {target}" in capsys.readouterr().out
+    assert "### `core.papers` (table)" in target.read_text(encoding="utf-8")

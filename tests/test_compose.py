@@ -52,7 +52,11 @@ def test_no_password_defaults_silently_or_travels_in_the_environment() -> None:
     # none); the databases read them from files, tomeflow through TOMEFLOW_DATABASE_PASSWORD_FILE
     text = COMPOSE.read_text()
     spec = yaml.safe_load(text)
-    assert set(spec["secrets"]) == {"tomeflow_db_password", "prefect_db_password"}
+    assert set(spec["secrets"]) == {
+        "tomeflow_db_password",
+        "prefect_db_password",
+        "tomeflow_reader_password",
+    }
     services = spec["services"]
     assert services["data-db"]["environment"]["POSTGRES_PASSWORD_FILE"].startswith("/run/secrets/")
     assert services["prefect-db"]["environment"]["POSTGRES_PASSWORD_FILE"].startswith(
@@ -83,6 +87,25 @@ def test_an_operator_can_ship_it() -> None:
     assert services["docs"]["command"][:2] == ["tomeflow", "docs"]
     deployment = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())["deployments"][0]
     assert deployment["concurrency_limit"] == 1
+
+
+def test_analysts_get_a_read_only_login_and_a_psql_to_use_it() -> None:
+    # issue 14: `reader` makes the login after the migrations; `psql` (profile tools) uses it
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    reader = services["reader"]
+    assert reader["command"][:3] == ["tomeflow", "db", "grant-reader"]
+    assert reader["command"][-2:] == ["--password-file", "/run/secrets/tomeflow_reader_password"]
+    assert set(reader["secrets"]) == {"tomeflow_db_password", "tomeflow_reader_password"}
+    assert reader["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert reader["restart"] == "no"
+    psql = services["psql"]
+    assert psql["profiles"] == ["tools"]  # not started by `up`
+    assert psql["secrets"] == ["tomeflow_reader_password"]
+    assert "/run/secrets/tomeflow_reader_password" in " ".join(psql["command"])
+    assert "-h data-db" in " ".join(psql["command"])
+    assert psql["depends_on"]["reader"]["condition"] == "service_completed_successfully"
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    assert "secrets/tomeflow_reader_password" in example and "TOMEFLOW_READER=" in example
 
 
 def test_a_password_file_with_any_characters_reaches_the_database_url(tmp_path: Path) -> None:

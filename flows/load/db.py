@@ -86,6 +86,13 @@ def libpq_url(url: str) -> str:
     return f"{scheme.split('+', 1)[0]}://{rest}"
 
 
+def with_user(url: str, user: str) -> str:
+    """The same database as another user, with no password in the URL."""
+    parts = urlsplit(libpq_url(url))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host}"))
+
+
 def embedded_url_if_running(pgdata: Path, dbname: str) -> str | None:
     """The embedded server's URL, without starting it; None when it is not running."""
     if not (pgdata / "postmaster.pid").exists():

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from flows.load import entities, papers, runlog
+from flows.load import changes, entities, papers, runlog
 from flows.load.fulltext import copy_fulltext
 from flows.load.runlog import RunCounts
 from flows.records import (
@@ -18,6 +18,7 @@ from flows.records import (
     LoadResult,
     PaperLoad,
     QuarantineRow,
+    RunChanges,
     StoredPaper,
 )
 
@@ -55,12 +56,17 @@ class PostgresLoader:
         return dead
 
     def finish_run(
-        self, run_id: uuid.UUID, status: str, counts: RunCounts, message: str | None = None
+        self,
+        run_id: uuid.UUID,
+        status: str,
+        counts: RunCounts,
+        message: str | None = None,
+        metrics: bool = False,
     ) -> None:
-        """Record a run's end, its status and counts."""
+        """Record a run's end, its status and counts (metrics: and the drift figures)."""
         try:
             with self._connect() as conn:
-                runlog.finish_run(conn, run_id, status, counts, message)
+                runlog.finish_run(conn, run_id, status, counts, message, metrics)
         finally:
             with self._lock:
                 lease = self._leases.pop(run_id, None)
@@ -135,14 +141,14 @@ class PostgresLoader:
                 for p in loads
                 if p.content is not None and (force or stored.get(p.paper_id) != p.content_sha256)
             ]
-            rows = write_papers(cur, run_id, write) if write else {}
+            changed = [p.paper_id for p in write if stored.get(p.paper_id) != p.content_sha256]
+            rows = write_papers(cur, run_id, write, changed) if write else {}
             written = {p.paper_id for p in write}
             rest = [p for p in loads if p.paper_id not in written]
             rows["core.papers"] = len(write) + papers.write_fulltext_states(cur, run_id, rest)
             rows["raw.fetches"] = runlog.write_fetches(cur, run_id, fetches)
             runlog.write_quarantine(cur, run_id, quarantine)
             runlog.write_dq_results(cur, run_id, dq)
-        changed = [p.paper_id for p in write if stored.get(p.paper_id) != p.content_sha256]
         return LoadResult(
             new=tuple(i for i in changed if i not in stored),
             updated=tuple(i for i in changed if i in stored),
@@ -171,12 +177,22 @@ class PostgresLoader:
         with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
             runlog.write_dq_results(cur, run_id, outcomes)
 
+    def record_removed(self, run_id: uuid.UUID, seen: Sequence[str]) -> int:
+        """Mark the papers whose seeds the run no longer found as removed (rows kept)."""
+        with self._connect() as conn:
+            return changes.record_removed(conn, run_id, seen)
+
     def quarantine_by_stage(
         self, run_id: uuid.UUID, first: int
     ) -> dict[str, tuple[int, tuple[QuarantineRow, ...]]]:
         """Per stage: the run's quarantine rows counted, and the first few."""
         with self._connect() as conn:
             return runlog.quarantine_by_stage(conn, run_id, first)
+
+    def run_changes(self, run_id: uuid.UUID, first: int) -> RunChanges:
+        """What a run changed, the first papers spelled out, and the run before's rows."""
+        with self._connect() as conn:
+            return changes.run_changes(conn, run_id, first)
 
     def quarantine_for(self, run_id: uuid.UUID, limit: int) -> tuple[list[QuarantineRow], int]:
         """The first `limit` quarantine rows a run wrote, and how many it wrote in all."""
@@ -185,10 +201,18 @@ class PostgresLoader:
 
 
 def write_papers(
-    cur: psycopg.Cursor[Any], run_id: uuid.UUID, loads: Sequence[PaperLoad]
+    cur: psycopg.Cursor[Any],
+    run_id: uuid.UUID,
+    loads: Sequence[PaperLoad],
+    changed: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Replace every row of these papers, step by step; returns rows written per table."""
+    """Replace every row of these papers, step by step; returns rows written per table.
+
+    changed: the papers whose content differs from what was loaded (new or updated): what
+    changed in each goes to ops.run_changes.
+    """
     ids = [p.paper_id for p in loads]
+    changes.remember_before(cur, changed)
     rows = papers.stage_summaries(cur, run_id, loads)
     rows |= entities.stage_entities(cur, run_id, loads)
     entities.remember_affected(cur, ids)
@@ -204,4 +228,5 @@ def write_papers(
     entities.prune_entities(cur)
     papers.settle_authors(cur, run_id)
     papers.prune_authors(cur)
+    changes.record(cur, run_id, changed)
     return rows

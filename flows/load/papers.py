@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from flows.load import changes
 from flows.load.copy import column_list, execute_each, stage, staging_name
 from flows.records import PaperLoad
 from flows.tables import KEY_FINDINGS, PAPER_AUTHORS, PAPER_STATES, PAPERS
@@ -131,6 +132,7 @@ def write_fulltext_states(
     if not requested:
         return 0
     stage(cur, PAPER_STATES, PAPER_STATES.rows(requested, run_id))
+    changes.record_fulltext_states(cur, run_id, staging_name(PAPER_STATES))
     states = [c for c in PAPER_STATES.copy_columns if c != "paper_id"]
     sets = sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in states)
     cur.execute(

@@ -87,13 +87,20 @@ def finish_run(
     status: str,
     counts: RunCounts,
     message: str | None,
+    metrics: bool = False,
 ) -> None:
-    """Record a run's end, its status and counts."""
+    """Record a run's end, its status and counts.
+
+    metrics: also the figures the drift gate compares (ops.current_metrics), for a run whose
+    after-load checks ran: a run that checked nothing is no baseline for the next.
+    """
     conn.execute(
         """update ops.runs set ended_at = now(), status = %s, papers_seen = %s,
            papers_new = %s, papers_updated = %s, papers_unchanged = %s,
            papers_failed = %s, papers_quarantined = %s, row_counts = %s, message = %s,
-           dq_failed_expectations = %s
+           dq_failed_expectations = %s,
+           metrics = case when %s then (select to_jsonb(m) from ops.current_metrics m)
+                          else metrics end
            where run_id = %s""",
         (
             status,
@@ -106,6 +113,7 @@ def finish_run(
             json.dumps(counts.row_counts),
             message,
             counts.dq_failed_expectations,
+            metrics,
             run_id,
         ),
     )

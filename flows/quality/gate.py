@@ -34,6 +34,7 @@ from flows.quality.frames import prepared
 from flows.quality.results import QualityGateError, QualityReport, RowFailure, SuiteError
 from flows.quality.suites import (
     BEFORE_LOAD_SUITES,
+    DEFAULT_DRIFT_MAX_DROP,
     DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE,
     SUITES_DIR,
     SuiteFile,
@@ -71,10 +72,12 @@ class QualityGate:
         data_docs_dir: Path | None = None,
         *,
         reference_count_gap_tolerance: int = DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE,
+        drift_max_drop: float = DEFAULT_DRIFT_MAX_DROP,
     ) -> None:
         self._suites = read_suites(suites_dir)
         self._data_docs_dir = data_docs_dir
         self._tolerance = reference_count_gap_tolerance
+        self._max_drop = float(drift_max_drop)  # a float, never text, goes into the sql
         self._context = gx.get_context(mode="ephemeral")
         # tqdm bars per validation would flood the flow's logs
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -239,7 +242,9 @@ class QualityGate:
         asset_name = suite.name
         if per_run:
             counts = _run_counts_query(suite.name, run_id, expected) if suite.run_counts else ""
-            query = query.format(counts=counts, run_id=uuid.UUID(str(run_id)))
+            query = query.format(
+                counts=counts, run_id=uuid.UUID(str(run_id)), max_drop=self._max_drop
+            )
             asset_name = f"{suite.name}.{uuid.uuid4().hex}"
         source = self._sql_source(url)
         batch_definition = source.add_query_asset(

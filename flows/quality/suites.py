@@ -5,7 +5,8 @@ expectation carries a policy in its meta: `quarantine` (a row that breaks it is 
 yields a `RowFailure` per row) or `warn` (recorded only). A suite's meta says which checkpoint
 runs it, the key columns that identify a row (before load) or the SQL query it is validated
 against (after load; `tables.run_rows` has `{counts}` in its query, filled with one row per
-table the caller names: the rows the run wrote, against the rows carrying its run id).
+table the caller names: the rows the run wrote, against the rows carrying its run id;
+`{run_id}` is the run's id and `{max_drop}` the drift gate's threshold, a share).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ BEFORE_LOAD_SUITES = (
 POLICIES: frozenset[str] = frozenset(("quarantine", "warn"))
 
 DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE = 3
+DEFAULT_DRIFT_MAX_DROP = 0.05
 
 # expectations whose regex is assembled from code carry this in their meta
 _REGEX_FROM_CURIE_PATTERNS = "flows.entities.CURIE_PATTERNS"

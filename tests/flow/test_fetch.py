@@ -199,14 +199,25 @@ def test_fetching_shows_progress_in_the_prefect_ui(
     tmp_path: Path, tomeflow_env: str, http_server: ScriptedHTTPServer
 ) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     papers = papers_for(http_server, 6)
     write_seeds(tmp_path / "seeds", papers)
     ingest(seeds=str(tmp_path / "seeds"), batch_size=2)
+    # a rerun with one seed changed: one fetch, five unchanged documents; the bar still ends full
+    page = tmp_path / "seeds" / f"{papers[0].paper_id}.md"
+    page.write_text(page.read_text("utf-8").replace("Synthetic study", "A study"), "utf-8")
+    state = ingest(seeds=str(tmp_path / "seeds"), batch_size=4, return_state=True)
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-fetch-progress"]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["ingest-fetch-progress"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
         )
     assert artifacts and artifacts[0].type == "progress"
     assert float(artifacts[0].data) == pytest.approx(100.0)  # type: ignore[arg-type]

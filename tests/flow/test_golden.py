@@ -17,7 +17,8 @@ from flows.settings import get_settings
 from tests.golden import dump, golden_server, read_expected, write_corpus, write_expected
 from tests.helpers import CORE_TABLES
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+# the golden server listens on one fixed port: tests using it share an xdist worker
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("golden_port")]
 
 
 def test_golden_corpus_gives_the_checked_in_tables(

@@ -764,6 +764,27 @@ TABLE_CASES = [
         ROW_COUNT,
         None,
     ),
+    TableCase(
+        "papers-drifted-away",  # the run before had far more papers than the tables hold now
+        (
+            "insert into ops.runs (run_id, started_at, status, metrics) values"
+            " (gen_random_uuid(), now() - interval '1 day', 'completed',"
+            """ '{{"papers": 100, "papers_with_fulltext": 1, "entities": 1}}')""",
+        ),
+        "tables.drift",
+        RUN_ROWS,
+        "drift_check",
+    ),
+    TableCase(
+        "sections-lost",  # an updated paper whose full text now parses to nothing
+        (
+            "insert into ops.run_changes (run_id, paper_id, change, sections_before,"
+            f" sections_after) values ('{{run}}', '{PMC}', 'updated', 5, 0)",
+        ),
+        "tables.drift_sections",
+        RUN_ROWS,
+        "sections_check",
+    ),
 ]
 
 
