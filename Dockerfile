@@ -6,6 +6,7 @@ WORKDIR /app
 COPY pyproject.toml requirements.lock README.md ./
 COPY flows ./flows
 COPY schemas ./schemas
+COPY automations ./automations
 COPY alembic.ini prefect.yaml ./
 RUN pip install --no-cache-dir -c requirements.lock -e .
 COPY seeds ./seeds

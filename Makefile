@@ -26,8 +26,8 @@ run: migrate  ## ingest seeds/ into the database and print what loaded
 test: install  ## the whole suite against real PostgreSQL, on two workers
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-test-fast: install  ## the suite without the production-topology test
-	$(BIN)/pytest -n 2 --dist loadgroup -m "not topology"
+test-fast: install  ## the suite without the production-topology and Dask cluster tests
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not topology and not cluster"
 
 test-topology: install  ## only the production-topology test (Prefect server + worker)
 	$(BIN)/pytest -m topology

@@ -170,4 +170,5 @@ class Results:
     cli: CliFigures | None = None
     sizes: list[SizeFigures] = field(default_factory=list)
     stored_rss: dict[int, tuple[float, str]] = field(default_factory=dict)  # earlier runs
+    runners: tuple[RunFigures, RunFigures] | None = None  # local, then two Dask workers
     notes: list[str] = field(default_factory=list)

@@ -285,6 +285,26 @@ def print_cli(cli: CliFigures | None) -> None:
     )
 
 
+def print_runners(runners: tuple[RunFigures, RunFigures] | None) -> None:
+    heading("4b. scale-out: the same corpus on the local runner and on a two-worker Dask cluster")
+    if runners is None:
+        print("    not measured (--dask-papers 0)")
+        return
+    local, dask = runners
+    for figures in runners:
+        line(
+            figures.label.split(", ")[-1],
+            f"{figures.papers_per_second:,.1f} papers/s",
+            f"{figures.papers:,} papers in {figures.wall:.1f} s, CPU {figures.cpu:.1f} s",
+        )
+    ratio = dask.papers_per_second / local.papers_per_second if local.papers_per_second else 0.0
+    print(
+        f"      Dask / local: {ratio:.2f}; a local cluster of 2 worker processes on this "
+        f"{os.cpu_count()}-core machine (the flow, the server and PostgreSQL share the cores): "
+        "the figure shows the cluster's overhead here, not a speed-up; more machines add cores"
+    )
+
+
 def print_load(load: LoadComparison | None) -> None:
     heading("5. load speed: the load stage beside a raw COPY and a dlt merge of the same rows")
     if load is None:
@@ -519,6 +539,7 @@ def print_report(
     print_noop(results)
     print_cost(results)
     print_cli(results.cli)
+    print_runners(results.runners)
     print_load(comparison(results))
     print_hot(results.hot)
     print_tasks(batch_size, *tasks)

@@ -72,6 +72,10 @@ TASKS_PER_BATCH = 7  # see tests/flow/test_incremental.py, which counts them
 TASKS_PER_RUN = 1
 FULLTEXT_KB = 50
 DEFAULT_PAPERS = (1000, 10_000)
+# the local runner against a two-worker Dask cluster: this many papers, in batches of
+# DASK_BATCH (several batches, so that both workers have one)
+DASK_PAPERS = 1000
+DASK_BATCH = 250
 # the local server may be hammered; real hosts keep the polite defaults (flows/settings.py)
 LOCAL_LIMITS = {
     "TOMEFLOW_ALLOWED_HOSTS": "127.0.0.1",
@@ -143,14 +147,23 @@ class Bench:
         return BenchError(f"{label}: {why} (log kept in {kept})\n{tail(log)}")
 
     def ingest_run(
-        self, label: str, papers: int, seeds: Path, db: str, home: Path, *, api: bool
+        self,
+        label: str,
+        papers: int,
+        seeds: Path,
+        db: str,
+        home: Path,
+        *,
+        api: bool,
+        env: dict[str, str] | None = None,
     ) -> RunFigures:
         """One ingest() call in a fresh run process; memory sampled from here."""
         log, result = self._paths(label)
         print(f"  {label} ...", flush=True)
         requests = self.files.requests
         cmd = [sys.executable, "-m", "bench.child", "run", str(seeds), "--result", str(result)]
-        stats = run_sampled(cmd, self.run_env(db, home, api=api), log, cwd=PROJECT_ROOT)
+        run_env = self.run_env(db, home, api=api) | (env or {})
+        stats = run_sampled(cmd, run_env, log, cwd=PROJECT_ROOT)
         data = read_json(result)
         if stats.returncode != 0 or "error" in data or "call_wall" not in data:
             raise self._failed(label, log, data.get("error") or f"exit {stats.returncode}")
@@ -268,6 +281,33 @@ def measure_size(
     return SizeFigures(papers, first, noop_a, noop_b, load)
 
 
+def measure_runners(bench: Bench, papers: int, seeds: Path) -> tuple[RunFigures, RunFigures]:
+    """The same corpus, first runs: the local runner, then a local two-worker Dask cluster."""
+    print(f"{papers:,} papers in batches of {DASK_BATCH}, local runner against Dask:", flush=True)
+    figures = []
+    batches = {"TOMEFLOW_BATCH_SIZE": str(DASK_BATCH)}
+    for runner, env in (
+        ("local runner", batches | {"TOMEFLOW_TASK_RUNNER": "local"}),
+        (
+            "Dask, 2 workers",
+            batches | {"TOMEFLOW_TASK_RUNNER": "dask", "TOMEFLOW_DASK_WORKERS": "2"},
+        ),
+    ):
+        with tempfile.TemporaryDirectory(dir=bench.root) as tmp, scratch_database("dask") as db:
+            figures.append(
+                bench.ingest_run(
+                    f"{papers:,} papers, first run, {runner}",
+                    papers,
+                    seeds,
+                    db,
+                    Path(tmp) / "home",
+                    api=True,
+                    env=env,
+                )
+            )
+    return figures[0], figures[1]
+
+
 def compare_load(
     first: RunFigures,
     dumped: list[loadspeed.DumpedTable],
@@ -358,6 +398,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="dlt's loader file format (default: dlt's own for postgres); skip: no dlt",
     )
+    parser.add_argument(
+        "--dask-papers",
+        type=int,
+        default=DASK_PAPERS,
+        help="corpus size for the local-runner against Dask figure (0: skip it)",
+    )
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.papers):
         parser.error("--papers: sizes must be positive")
@@ -419,6 +465,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             results.sizes.append(
                 measure_size(bench, papers, seeds[papers], compare, args.dlt_format)
             )
+        if args.dask_papers:
+            dask_seeds = seeds.get(args.dask_papers) or seeds[min(args.papers)]
+            results.runners = measure_runners(bench, len(list(dask_seeds.iterdir())), dask_seeds)
     results.notes.append(f"the whole benchmark took {time.perf_counter() - started:.0f} s")
     print_report(results, BATCH_SIZE, LOCAL_LIMITS, (TASKS_PER_BATCH, TASKS_PER_RUN))
 

@@ -7,6 +7,7 @@ small `BatchOutcome` (counts, quality outcomes, stage times) for the run summary
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import time
 import uuid
 from collections import Counter, deque
@@ -20,6 +21,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from flows import watch
+from flows.cluster import WorkerSpec, on_dask, worker_resources
 from flows.fetch.plan import needs_nothing
 from flows.fetch.progress import FetchProgress
 from flows.fetch.stage import FetchContext
@@ -38,6 +40,7 @@ from flows.records import (
 from flows.resources import Resources
 from flows.seeds import SeedBatch, document_name, drop_duplicate_ids, seeds_root
 from flows.settings import Settings
+from flows.shards import Shard
 from flows.tasks import (
     assemble,
     fetch_fulltexts,
@@ -60,6 +63,7 @@ class RunPlan:
     mode: Mode
     force: bool  # rewrite papers even when unchanged
     only: frozenset[str] | None  # just these paper ids
+    shard: Shard | None = None  # just the papers of this shard
 
     @classmethod
     def from_parameters(
@@ -71,6 +75,7 @@ class RunPlan:
         offline: bool,
         full_refresh: bool,
         only: Sequence[str] | None,
+        shard: str | None = None,
     ) -> RunPlan:
         """The plan the flow's parameters and the settings describe."""
         mode = run_mode(offline, full_refresh, only)
@@ -81,6 +86,7 @@ class RunPlan:
             mode=mode,
             force=mode == "full_refresh" or bool(full_refresh),
             only=frozenset(only) if only else None,
+            shard=Shard.parse(shard) if shard else None,
         )
 
 
@@ -115,17 +121,24 @@ def batched(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 
 
 def select_papers(
-    parsed: SeedBatch, seen: dict[str, str], only: frozenset[str] | None
+    parsed: SeedBatch,
+    seen: dict[str, str],
+    only: frozenset[str] | None,
+    shard: Shard | None = None,
 ) -> tuple[list[PaperRecord], list[QuarantineRow], list[KnownSeed]]:
     """The batch's papers to process, its rejected documents, and its unchanged seeds.
 
     The first document of each id wins, in path order, parsed or not; with `only`, just the
-    named papers.
+    named papers; with `shard`, just the papers (and rejected documents) of that shard.
     """
     papers, duplicates = drop_duplicate_ids(parsed.papers, seen, parsed.ids)
     dropped = {r.document for r in duplicates}
     unchanged = [k for k in parsed.unchanged if k.seed_path not in dropped]
     rejected = [*parsed.rejected, *duplicates]
+    if shard is not None:
+        papers = [p for p in papers if shard.holds(p.paper_id)]
+        rejected = [r for r in rejected if shard.holds(r.paper_id or r.document)]
+        unchanged = [k for k in unchanged if shard.holds(k.paper_id)]
     if only is None:
         return papers, rejected, unchanged
     return (
@@ -173,8 +186,13 @@ def read_batch(
     parsed = parse_seeds(
         paths, known_seeds(run, res, [document_name(p, root) for p in paths]), root
     )
-    papers, rejected, unchanged = select_papers(parsed, seen, run.only)
-    documents = len(papers) + len(unchanged) if run.only else len(paths)
+    papers, rejected, unchanged = select_papers(parsed, seen, run.only, run.shard)
+    if run.only:
+        documents = len(papers) + len(unchanged)
+    elif run.shard:
+        documents = len(papers) + len(unchanged) + len({r.document for r in rejected})
+    else:
+        documents = len(paths)
     watch.advance("parse", len(paths))
     return ReadBatch(
         number,
@@ -253,12 +271,27 @@ def run_batch(
     return ingest_batch(batch, run, res, progress)
 
 
+@task(name="ingest-batch", cache_policy=NONE, retries=1)
+def run_batch_on_worker(batch: bytes, run: RunPlan, spec: WorkerSpec) -> BatchOutcome:
+    """One batch (a pickled ReadBatch) on a Dask worker, with the worker's own resources.
+
+    The batch travels pickled: prefect neither walks nor rebuilds its records on the way.
+    Retried once: a worker that dies mid-batch leaves nothing half-loaded (a batch loads in
+    one transaction), so running the batch again on another worker is safe.
+    """
+    read: ReadBatch = pickle.loads(batch)  # our own pickle, from the flow
+    res = worker_resources(spec)
+    return ingest_batch(read, run, res, FetchProgress(read.documents, show=False))
+
+
 class BatchPipeline:
     """Batches in flight at once (bounded), their outcomes handed on in batch order.
 
     With the flow's thread pool, batch n+1 fetches while batch n assembles (in a process of
     its own) and batch n-1 loads; loads serialise on the loader's lock. A bound on the batches
-    in flight bounds the memory they hold.
+    in flight bounds the memory they hold. On a Dask task runner each batch goes to a worker
+    (flows/cluster.py), as many in flight as the cluster has workers, at least
+    batches_in_flight; loads serialise on the database's advisory lock.
     """
 
     def __init__(
@@ -271,21 +304,36 @@ class BatchPipeline:
         self._run, self._res, self._progress = run, res, progress
         self._on_outcome = on_outcome
         self._limit = max(1, res.settings.batches_in_flight)
-        self._in_flight: deque[Any] = deque()
+        self._spec = WorkerSpec.of(res) if on_dask() else None
+        if self._spec is not None:
+            self._limit = max(self._limit, res.settings.dask_workers)
+        self._in_flight: deque[tuple[ReadBatch, Any]] = deque()
 
     def submit(self, batch: ReadBatch) -> None:
         """Start a batch; waits for the oldest one first when the pipeline is full."""
         while len(self._in_flight) >= self._limit:
-            self._on_outcome(self._in_flight.popleft().result())
-        future = run_batch.submit(
-            unwalked(batch), self._run, unwalked(self._res), unwalked(self._progress)
-        )
-        self._in_flight.append(future)
+            self._done(*self._in_flight.popleft())
+        if self._spec is not None:
+            payload = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+            future = run_batch_on_worker.submit(payload, self._run, self._spec)
+        else:
+            future = run_batch.submit(
+                unwalked(batch), self._run, unwalked(self._res), unwalked(self._progress)
+            )
+        self._in_flight.append((batch, future))
 
     def drain(self) -> None:
         """Wait for every batch still in flight."""
         while self._in_flight:
-            self._on_outcome(self._in_flight.popleft().result())
+            self._done(*self._in_flight.popleft())
+
+    def _done(self, batch: ReadBatch, future: Any) -> None:
+        outcome = future.result()
+        if self._spec is not None:  # a worker's progress is not this process's: move it here
+            self._progress.batch_done(batch.number, batch.documents)
+            for stage in watch.STAGES[1:]:
+                watch.advance(stage, batch.documents)
+        self._on_outcome(outcome)
 
 
 def validate_or_skip(res: Resources, loads: Sequence[PaperLoad], number: int) -> BatchVerdict:

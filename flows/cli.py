@@ -26,6 +26,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # `
 CONFIG_EXIT = 2
 FAILED_EXIT = 1
 READER_PASSWORD_ENV = "TOMEFLOW_READER_PASSWORD"
+NOTIFY_WEBHOOK_ENV = "TOMEFLOW_NOTIFY_WEBHOOK"  # a chat webhook's URL is a secret: not argv
 
 
 class UsageError(Exception):
@@ -140,10 +141,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"no seeds folder or file at {seeds} (--seeds or TOMEFLOW_SEEDS_DIR)")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if args.shard is not None:
+        from flows.shards import Shard
+
+        try:
+            Shard.parse(args.shard)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     _database(settings)
     from flows import watch
-    from flows.ingest import DataQualityError, ingest
+    from flows.ingest import DataQualityError, ingest, task_runner
     from flows.report import RunSummary
+
+    if args.task_runner is not None:
+        chosen = settings.model_copy(update={"task_runner": args.task_runner})
+        ingest = ingest.with_options(task_runner=task_runner(chosen))
 
     # bars on a terminal; piped or in a scheduler's log, the plain log lines say the same
     stop_watching = watch.listen(StageBars()) if sys.stderr.isatty() else (lambda: None)
@@ -154,6 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             offline=args.offline,
             full_refresh=args.full_refresh,
             only=args.only,
+            shard=args.shard,
             return_state=True,
         )
         summary = cast(RunSummary, state.result())
@@ -288,6 +301,23 @@ def _running_database(settings: Any) -> str:
     return url
 
 
+def cmd_automations(args: argparse.Namespace) -> int:
+    """Make or update the Prefect automations of automations/ (idempotent)."""
+    from flows.automations import INGEST_PROBLEMS, AutomationError, create_automations
+
+    webhook = args.webhook or os.environ.get(NOTIFY_WEBHOOK_ENV)
+    if not webhook:
+        raise UsageError(f"no webhook: pass --webhook URL or set {NOTIFY_WEBHOOK_ENV}")
+    path = Path(args.file) if args.file else INGEST_PROBLEMS
+    try:
+        lines = create_automations(webhook, path)
+    except (AutomationError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    for line in lines:
+        print(line)
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     """Serve the Data Docs on loopback and print their URL (Ctrl-C stops)."""
     from functools import partial
@@ -341,6 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--full-refresh", action="store_true", help="refetch and rewrite every paper")
     p.add_argument("--only", nargs="+", metavar="ID", help="reprocess just these paper ids")
+    p.add_argument("--shard", metavar="K/N", help="just shard K of N (by a hash of the paper id)")
+    p.add_argument(
+        "--task-runner",
+        choices=("local", "dask"),
+        help="where batches run (default: TOMEFLOW_TASK_RUNNER or local); dask: the scheduler "
+        "at TOMEFLOW_DASK_ADDRESS, or a local cluster of TOMEFLOW_DASK_WORKERS processes",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("serve", help="serve the scheduled deployment from prefect.yaml")
@@ -356,6 +393,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(func=cmd_docs)
 
+    p = sub.add_parser("automations", help="Prefect automations declared in automations/")
+    auto = p.add_subparsers(dest="action", required=True)
+    p = auto.add_parser("create", help="make or update the ingest-problems notification")
+    p.add_argument("--webhook", help=f"URL the automation POSTs to (or {NOTIFY_WEBHOOK_ENV})")
+    p.add_argument("--file", help="automations file (default: automations/ingest-problems.yaml)")
+    p.set_defaults(func=cmd_automations)
+    _add_db(sub)
+    return parser
+
+
+def _add_db(sub: Any) -> None:
     p = sub.add_parser("db", help="the database: url, psql, stop, grant-reader, dictionary")
     db = p.add_subparsers(dest="action", required=True)
     for action, text in (
@@ -373,7 +421,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("dictionary", help="write the data dictionary from the catalog")
     p.add_argument("--output", help="a file, or - for stdout (default: docs/data-dictionary.md)")
     p.set_defaults(func=cmd_dictionary)
-    return parser
 
 
 def _one_line(exc: BaseException, url: str | None) -> tuple[str, int]:

@@ -6,22 +6,33 @@ from typing import Any
 
 from prefect import flow
 from prefect.states import State
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows import report, run
 from flows.resources import Resources, resources_for
 from flows.run import DataQualityError
-from flows.settings import get_settings
+from flows.settings import Settings, get_settings
 from flows.urls import scrubbed
 
-__all__ = ["DataQualityError", "ingest"]
+__all__ = ["DataQualityError", "ingest", "task_runner"]
 
 
+def task_runner(settings: Settings) -> TaskRunner[Any]:
+    """Where batches run: threads of this process, or a Dask cluster (flows/cluster.py)."""
+    if settings.task_runner == "dask":
+        from flows.cluster import dask_task_runner
+
+        return dask_task_runner(settings)
+    return ThreadPoolTaskRunner(max_workers=16)  # batches in flight, and their fetchers
+
+
+# the runner comes from TOMEFLOW_TASK_RUNNER when the flow is imported (a deployment sets it
+# in its environment); `tomeflow run --task-runner` picks one per run with .with_options
 @flow(
     name="ingest",
     flow_run_name=run.run_name,
     log_prints=False,
-    task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # batches in flight
+    task_runner=task_runner(get_settings()),
 )
 def ingest(
     seeds: str | None = None,
@@ -29,16 +40,18 @@ def ingest(
     offline: bool = False,
     full_refresh: bool = False,
     only: list[str] | None = None,
+    shard: str | None = None,
     resources: Resources | None = None,
 ) -> report.RunSummary | State[Any]:
     """Read every seed document under `seeds`, fetch full texts and load PostgreSQL.
 
     offline: no HTTP, full texts come from the raw layer. full_refresh: refetch and rewrite
-    every paper. only: process just these paper ids (refetched and rewritten). resources:
-    what the run talks to (default: built from the settings).
+    every paper. only: process just these paper ids (refetched and rewritten). shard: "K/N",
+    just the papers of shard K of N (runs of the N shards together load the whole corpus).
+    resources: what the run talks to (default: built from the settings).
     """
     parameters = {"seeds": seeds, "batch_size": batch_size, "offline": offline,
-                  "full_refresh": full_refresh, "only": only}  # fmt: skip
+                  "full_refresh": full_refresh, "only": only, "shard": shard}  # fmt: skip
     with resources_for(resources, get_settings()) as res:
         plan, tally = run.begin(res, parameters)
         try:

@@ -34,7 +34,8 @@ def run_tags(run: RunPlan, papers: int) -> list[str]:
 
     mode = "only" if run.only else run.mode.replace("_", "-")
     trigger = "deployment" if deployment.id else "cli"
-    return [f"mode:{mode}", f"trigger:{trigger}", f"seeds:{run.seeds.name}", f"papers:{papers}"]
+    tags = [f"mode:{mode}", f"trigger:{trigger}", f"seeds:{run.seeds.name}", f"papers:{papers}"]
+    return tags + ([f"shard:{run.shard}"] if run.shard else [])
 
 
 def tag_run(run: RunPlan, papers: int) -> None:

@@ -70,7 +70,7 @@ def ingest_batches(run: RunPlan, res: Resources, tally: report.RunTally) -> None
     pipeline.drain()
     watch.finished()
     if run.only is None and run.seeds.is_dir():
-        tally.removed = res.loader.record_removed(run.run_id, list(seen_ids))
+        tally.removed = res.loader.record_removed(run.run_id, list(seen_ids), run.shard)
         if tally.removed:
             logger.info("%d papers loaded before are no longer among the seeds (rows kept)",
                         tally.removed)  # fmt: skip

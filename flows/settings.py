@@ -6,7 +6,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # fetch slots per host (PostgreSQL advisory locks): batches of all runs and workers
     # that may fetch from one host at the same time
     fetch_host_slots: int = Field(default=1, ge=1, le=64)
+
+    # where batches run: "local" (threads and processes of the run) or "dask" (a Dask
+    # cluster: the scheduler at dask_address, or a local cluster of dask_workers processes)
+    task_runner: Literal["local", "dask"] = "local"
+    dask_address: str | None = None
+    dask_workers: int = Field(default=2, ge=1, le=256)
 
     # data quality
     dq_max_failure_share: float = Field(default=0.2, ge=0, le=1)

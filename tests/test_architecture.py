@@ -19,6 +19,7 @@ LAYERS = [
         "flows.settings",
         "flows.records",
         "flows.causes",
+        "flows.shards",
         "flows.tables",
         "flows.markdown",
         "flows.watch",
@@ -34,13 +35,14 @@ LAYERS = [
     ["flows.load"],
     ["flows.report"],
     ["flows.resources"],
+    ["flows.cluster"],  # the Dask task runner and the resources a worker builds
     ["flows.tasks"],
     ["flows.batch"],
     ["flows.publish"],
     ["flows.run"],
     ["flows.ingest"],
     ["flows.check"],  # tomeflow check: seeds, assemble and the gate, loading nothing
-    ["flows.deployment", "flows.cli"],
+    ["flows.deployment", "flows.automations", "flows.cli"],
 ]
 MAX_MODULE_LINES = 480
 MAX_FUNCTION_LINES = 62

@@ -220,3 +220,24 @@ def test_db_dictionary_writes_the_data_dictionary(
     assert main(["db", "dictionary", "--output", str(target)]) == 0
     assert f"wrote {target}" in capsys.readouterr().out
     assert "### `core.papers` (table)" in target.read_text(encoding="utf-8")
+
+
+def test_automations_create_needs_a_webhook_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the whole path on a real server: tests/flow/test_automation.py
+    monkeypatch.delenv("TOMEFLOW_NOTIFY_WEBHOOK", raising=False)
+    assert main(["automations", "create"]) == 2
+    assert "TOMEFLOW_NOTIFY_WEBHOOK" in capsys.readouterr().err
+    assert main(["automations", "create", "--webhook", "ftp://example.org/x"]) == 2
+    assert "not an http(s) URL" in capsys.readouterr().err
+
+
+def test_run_refuses_a_bad_shard_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "seeds").mkdir()
+    assert main(["run", "--seeds", str(tmp_path / "seeds"), "--shard", "3/2"]) == 2
+    assert "K must be between 1 and N" in capsys.readouterr().err
+    assert main(["run", "--seeds", str(tmp_path / "seeds"), "--shard", "half"]) == 2
+    assert "write K/N" in capsys.readouterr().err

@@ -122,3 +122,22 @@ def test_a_password_file_with_any_characters_reaches_the_database_url(tmp_path: 
 
     assert psycopg.conninfo.conninfo_to_dict(url)["password"] == "p@ss:w/rd#?%"
     assert "p%40ss" not in masked(url)
+
+
+def test_a_dask_profile_with_a_scheduler_and_two_workers_on_the_app_image() -> None:
+    # issue 11: batches of the ingest-dask deployment go to these workers
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    scheduler, worker = services["dask-scheduler"], services["dask-worker"]
+    assert scheduler["profiles"] == worker["profiles"] == ["dask"]
+    assert scheduler["image"] == worker["image"] == "tomeflow:latest"
+    assert scheduler["command"][:2] == ["dask", "scheduler"]
+    assert worker["command"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert worker["deploy"]["replicas"] == 2
+    assert worker["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
+    # the same database settings and secret as the Prefect worker: the batches load there
+    assert worker["environment"] == services["worker"]["environment"]
+    assert worker["secrets"] == ["tomeflow_db_password"]
+    assert "tomeflow-state:/var/lib/tomeflow" in worker["volumes"]
+    assert services["worker"]["environment"]["TOMEFLOW_DASK_ADDRESS"].endswith(
+        "tcp://dask-scheduler:8786}"
+    )

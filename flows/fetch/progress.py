@@ -14,8 +14,9 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 class FetchProgress:
     """One progress artifact per run, moved along as batches fetch (several at once, maybe)."""
 
-    def __init__(self, total_papers: int) -> None:
+    def __init__(self, total_papers: int, show: bool = True) -> None:
         self._total = max(total_papers, 1)
+        self._visible = show  # False: counts only (a Dask worker's part; the flow shows it)
         self._artifact_id: uuid.UUID | None = None
         self._shown = -1.0
         self._last = -math.inf  # the first update always shows
@@ -45,6 +46,8 @@ class FetchProgress:
             self._show(papers)
 
     def _show(self, papers: float) -> None:
+        if not self._visible:
+            return
         percent = 100.0 * papers / self._total
         now = time.monotonic()
         if percent < 100 and (percent - self._shown < 1 or now - self._last < 0.5):

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from flows.records import PaperChange, RunChanges
+from flows.shards import Shard
 
 # columns that change on every rewrite, or only follow others: not worth naming as changed
 _NOT_FIELDS = ("run_id", "loaded_at", "content_sha256", "source_sha256", "fulltext_fetched_at")
@@ -63,12 +64,19 @@ def record(cur: psycopg.Cursor[Any], run_id: uuid.UUID, changed: Iterable[str]) 
     return cur.rowcount
 
 
-def record_removed(conn: psycopg.Connection[Any], run_id: uuid.UUID, seen: Iterable[str]) -> int:
+def record_removed(
+    conn: psycopg.Connection[Any],
+    run_id: uuid.UUID,
+    seen: Iterable[str],
+    shard: Shard | None = None,
+) -> int:
     """Papers loaded before that the run's seeds no longer give: 'removed' (their rows stay).
 
     seen: every paper id the run's seeds gave. A paper whose seed document is still there but
-    was quarantined whole this run (its id unknown) is not counted removed.
+    was quarantined whole this run (its id unknown) is not counted removed. shard: the run
+    read only this shard's papers, so only they can be found removed.
     """
+    in_shard = "true" if shard is None else shard.sql("p.paper_id")
     result = conn.execute(
         """insert into ops.run_changes (run_id, paper_id, change, sections_before,
                references_before, fulltext_before)
@@ -77,7 +85,9 @@ def record_removed(conn: psycopg.Connection[Any], run_id: uuid.UUID, seen: Itera
                   (select count(*) from core.paper_references r where r.paper_id = p.paper_id),
                   p.fulltext_status
            from core.papers p
-           where not (p.paper_id = any(%(seen)s))
+           where not (p.paper_id = any(%(seen)s)) and """
+        + in_shard
+        + """
              and not exists (
                  select 1 from ops.quarantine q
                  where q.run_id = %(run)s and q.document = p.seed_path and q.rejected_whole)

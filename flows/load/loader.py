@@ -21,6 +21,7 @@ from flows.records import (
     RunChanges,
     StoredPaper,
 )
+from flows.shards import Shard
 
 # loads take this lock for their transaction, so concurrent runs (more workers, a Dask or Ray
 # task runner) serialise only the short write step and always see each other's committed rows
@@ -177,10 +178,12 @@ class PostgresLoader:
         with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
             runlog.write_dq_results(cur, run_id, outcomes)
 
-    def record_removed(self, run_id: uuid.UUID, seen: Sequence[str]) -> int:
+    def record_removed(
+        self, run_id: uuid.UUID, seen: Sequence[str], shard: Shard | None = None
+    ) -> int:
         """Mark the papers whose seeds the run no longer found as removed (rows kept)."""
         with self._connect() as conn:
-            return changes.record_removed(conn, run_id, seen)
+            return changes.record_removed(conn, run_id, seen, shard)
 
     def quarantine_by_stage(
         self, run_id: uuid.UUID, first: int
