@@ -70,7 +70,8 @@ def _columns(conn: psycopg.Connection[tuple[str, ...]], name: str) -> dict[str, 
     schema, table = name.split(".")
     rows = conn.execute(
         """select column_name, data_type from information_schema.columns
-           where table_schema = %s and table_name = %s order by ordinal_position""",
+           where table_schema = %s and table_name = %s and is_generated = 'NEVER'
+           order by ordinal_position""",
         (schema, table),
     ).fetchall()
     return {column: data_type for column, data_type in rows}

@@ -43,6 +43,13 @@ class PerHostRateLimiter:
             self._sleep(delay)
         return delay
 
+    def taken_over(self, host: str) -> None:
+        """The host's fetch slot was just taken, perhaps from another process: its last
+        request may have been a moment ago, so the next one here waits a full interval."""
+        with self._lock:
+            now = self._clock()
+            self._next[host] = max(self._next.get(host, now), now + self._interval)
+
 
 @contextmanager
 def host_slots(

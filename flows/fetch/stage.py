@@ -68,6 +68,8 @@ def fetch_batch(
             ),  # fmt: skip
             Fetcher(policy, ctx.store, ctx.session, limiter=ctx.limiter) as fetcher,
         ):
+            for host in hosts:  # the slot's last holder may be another process, just done
+                ctx.limiter.taken_over(host)
             results = tuple(fetcher.fetch_many(plan.requests, on_progress=on_progress))
         for result in results:
             states[result.paper_id] = state_after_fetch(result, stored.get(result.paper_id), now)

@@ -627,6 +627,19 @@ def test_rate_limiter_spaces_requests_per_host() -> None:
     assert limiter.wait("a.org") == 0.0  # an idle host does not bank a burst
 
 
+def test_a_slot_taken_over_waits_a_full_interval_before_its_first_request() -> None:
+    # the slot's last holder (another process) may have sent its last request just now
+    fake = FakeTime()
+    limiter = PerHostRateLimiter(2.0, clock=fake.clock, sleep=fake.sleep)
+    limiter.taken_over("a.org")
+    assert limiter.wait("a.org") == 0.5
+    assert limiter.wait("a.org") == 0.5
+    fake.now += 10.0
+    limiter.taken_over("a.org")
+    assert limiter.wait("a.org") == 0.5
+    assert limiter.wait("b.org") == 0.0
+
+
 def test_rate_limiter_is_thread_safe() -> None:
     frozen = PerHostRateLimiter(4.0, clock=lambda: 100.0, sleep=lambda _: None)
     with ThreadPoolExecutor(8) as pool:
