@@ -7,6 +7,7 @@ login (search_path analytics, core) exactly as the file has it.
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from flows.ingest import ingest
-from flows.load.db import with_user
+from flows.load.db import psql_binary, with_user
 from flows.load.roles import grant_reader
 from flows.settings import PROJECT_ROOT
 from tests.golden import golden_server, write_corpus
@@ -72,6 +73,15 @@ def test_every_query_analysts_are_given_runs_as_a_reader(tmp_path: Path, tomeflo
     try:
         with psycopg.connect(with_user(tomeflow_env, name)) as conn:
             got = {q: conn.execute(body).fetchall() for q, body in named_queries().items()}
+        # and as an analyst runs it: psql, the whole file, stopping at the first error
+        shown = subprocess.run(
+            [psql_binary(), "-X", "-v", "ON_ERROR_STOP=1", "-f", str(QUERIES),
+             with_user(tomeflow_env, name)],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert "metabolic dysfunction-associated steatotic liver disease" in shown.stdout
+        assert "<<insulin>> <<resistance>>" in shown.stdout
     finally:
         with psycopg.connect(tomeflow_env, autocommit=True) as conn:
             conn.execute(f'drop role "{name}"')
