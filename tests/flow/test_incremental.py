@@ -154,7 +154,9 @@ def test_fetching_from_a_host_waits_for_its_slot_across_runs(
     done: list[object] = []
     run = threading.Thread(target=lambda: done.append(ingest(seeds=str(tmp_path / "seeds"))))
     run.start()
-    waiting = "select count(*) from pg_stat_activity where application_name = 'tomeflow-fetch'"
+    # this test's database only: runs of other tests fetch (and hold slots) at the same time
+    waiting = """select count(*) from pg_stat_activity
+                 where application_name = 'tomeflow-fetch' and datname = current_database()"""
     deadline = time.monotonic() + 60
     while query(tomeflow_env, waiting) == [(0,)] and time.monotonic() < deadline:
         time.sleep(0.05)  # polling for the run to reach the slot, not standing in for it
