@@ -192,9 +192,9 @@ class RunSummary:
 
     def _table_lines(self) -> list[str]:
         width = max((len(t) for t in self.counts.row_counts), default=10)
-        written = self.counts.rows_written
+        c = self.counts
         return [
-            f"  {t:<{width}}  {written.get(t, 0):>8}  {n:>8}  {self._before(t):>8}"
+            f"  {t:<{width}}  {c.this_run(t):>8}  {n:>8}  {self._before(t):>8}"
             for t, n in self.counts.row_counts.items()
         ]
 
@@ -224,9 +224,8 @@ class RunSummary:
     def to_markdown(self, data_docs_url: str | None = None) -> str:
         """The summary as a Markdown artifact: problems, this run's rows, totals, time."""
         c = self.counts
-        written = c.rows_written
         rows = "\n".join(
-            f"| `{t}` | {written.get(t, 0)} | {n} | {self._before(t)} |"
+            f"| `{t}` | {c.this_run(t)} | {n} | {self._before(t)} |"
             for t, n in c.row_counts.items()
         )
         changed = "\n".join(

@@ -125,7 +125,8 @@ def run_changes(conn: psycopg.Connection[Any], run_id: uuid.UUID, first: int) ->
         added=int(counts.get("added", 0)),
         updated=int(counts.get("updated", 0)),
         removed=int(counts.get("removed", 0)),
-        shown=tuple(PaperChange(p, c, tuple(d)) for p, c, d in shown),
+        # an added paper's details would list all it has: "added" says it (run_diff lists them)
+        shown=tuple(PaperChange(p, c, () if c == "added" else tuple(d)) for p, c, d in shown),
         run_before=before[0] if before else None,
         rows_before={k: int(v) for k, v in before[1].items()} if before else {},
     )

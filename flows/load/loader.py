@@ -79,6 +79,11 @@ class PostgresLoader:
         with self._connect() as conn:
             return runlog.row_counts(conn)
 
+    def rows_of_run(self, run_id: uuid.UUID) -> dict[str, int]:
+        """Rows carrying this run's id, per table, for the run summary."""
+        with self._connect() as conn:
+            return runlog.rows_of_run(conn, run_id)
+
     def stored_papers(self, paper_ids: Sequence[str], raw_fallback: bool) -> dict[str, StoredPaper]:
         """What is stored about these papers; with raw_fallback, papers only raw.fetches knows."""
         with self._connect() as conn:

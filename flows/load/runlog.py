@@ -34,6 +34,13 @@ class RunCounts:
     fetch_statuses: dict[str, int] = field(default_factory=dict)
     rows_written: dict[str, int] = field(default_factory=dict)
     row_counts: dict[str, int] = field(default_factory=dict)
+    # rows carrying this run's id, per table: what the run wrote, shared rows (entities,
+    # aliases) it made or changed, its quarantine and quality rows included
+    rows_of_run: dict[str, int] = field(default_factory=dict)
+
+    def this_run(self, table: str) -> int:
+        """Rows of a table the run wrote, as the tables say (else as the batches counted)."""
+        return self.rows_of_run.get(table, self.rows_written.get(table, 0))
 
     def add(self, result: LoadResult) -> None:
         """Fold one batch's result into the run's counts."""
@@ -125,6 +132,24 @@ def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     for table in TABLE_NAMES:
         query = sql.SQL("select count(*) from {}").format(sql.Identifier(*table.split(".")))
         (counts[table],) = conn.execute(query).fetchone() or (0,)
+    return counts
+
+
+def rows_of_run(conn: psycopg.Connection[Any], run_id: uuid.UUID) -> dict[str, int]:
+    """Rows carrying this run's id, per loaded table that has a run_id column."""
+    with_run = {
+        f"{s}.{t}"
+        for s, t in conn.execute(
+            """select table_schema, table_name from information_schema.columns
+               where column_name = 'run_id' and table_schema in ('core', 'raw', 'ops')"""
+        )
+    }
+    counts = {}
+    for table in (t for t in TABLE_NAMES if t in with_run):
+        query = sql.SQL("select count(*) from {} where run_id = %s").format(
+            sql.Identifier(*table.split("."))
+        )
+        (counts[table],) = conn.execute(query, (run_id,)).fetchone() or (0,)
     return counts
 
 

@@ -173,3 +173,24 @@ def test_losing_a_tenth_of_the_full_texts_trips_the_drift_gate(
     # the baseline is the last completed run: rerunning does not make the loss acceptable
     again = run(seeds)
     assert again.is_failed()
+
+
+def test_the_summary_counts_the_rows_this_run_wrote_shared_and_ops_rows_included(
+    tmp_path: Path, tomeflow_env: str, http_server: ScriptedHTTPServer, corpus: list[SynthPaper]
+) -> None:
+    # a first run made every entity, wrote one quarantine row (the 404) and its quality rows:
+    # "written now" says so, as the tables do, not 0 beside the totals
+    gone(http_server, corpus[0])
+    seeds = tmp_path / "seeds"
+    summary = summary_of(run(seeds))
+    c = summary.counts
+    for table in ("core.entities", "core.entity_aliases", "ops.quarantine", "ops.dq_results"):
+        (carried,) = query(tomeflow_env, f"select count(*) from {table} where run_id = %s",
+                           summary.run_id)[0]  # fmt: skip
+        assert c.this_run(table) == carried > 0, table
+    assert c.this_run("ops.quarantine") == 1
+    line = next(s for s in summary.to_text().splitlines() if s.strip().startswith("core.entities"))
+    assert line.split()[1:3] == [str(c.this_run("core.entities"))] * 2  # written now, in all
+    # a second run changes nothing: nothing is written now, whatever the totals
+    again = summary_of(run(seeds))
+    assert again.counts.this_run("core.entities") == 0
