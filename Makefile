@@ -6,7 +6,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install run migrate test test-fast test-topology lint format bench db-stop psql clean
+.PHONY: install run migrate test test-fast test-topology lint format bench screenshots db-stop psql clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or set PYTHON=" >&2; exit 1; }
@@ -45,6 +45,9 @@ format: install
 PAPERS ?=
 bench: install  ## benchmark figures beside their goals: speed, CPU, memory, load vs COPY and dlt
 	$(BIN)/python -m bench.run $(if $(PAPERS),--papers $(PAPERS))
+
+screenshots: install  ## headless Chromium screenshots of a run with problems: Prefect UI and Data Docs
+	$(BIN)/python -m bench.screenshots --out bench/out/screenshots
 
 psql: install  ## open psql on the tomeflow database
 	$$($(BIN)/tomeflow db psql)
