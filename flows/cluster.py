@@ -77,7 +77,7 @@ def worker_resources(spec: WorkerSpec) -> Resources:
     key = repr(spec)
     with _lock:
         if key not in _built:
-            settings = Settings(**spec.settings, assemble_processes=0, data_docs=False)
+            settings = Settings(**{**spec.settings, "assemble_processes": 0, "data_docs": False})
             url = database_url(settings)
             if _without_password(url) != spec.database:
                 raise RuntimeError(
