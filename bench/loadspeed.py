@@ -23,29 +23,16 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from flows.tables import CORE_TABLES
+
 BENCH_DIR = Path(__file__).resolve().parent
 DLT_VENV = BENCH_DIR / ".venv-dlt"
 DLT_SCRIPT = BENCH_DIR / "dlt_merge.py"
 DLT_REQUIREMENT = "dlt[postgres]"
 
-# foreign keys first: ops.runs before everything, core.papers before its children, entities
-# before their aliases
-LOAD_ORDER = (
-    "ops.runs",
-    "core.papers",
-    "core.authors",
-    "core.paper_authors",
-    "core.key_findings",
-    "core.entities",
-    "core.paper_entities",
-    "core.paper_entity_names",
-    "core.entity_aliases",
-    "core.sections",
-    "core.paper_references",
-    "core.captions",
-    "core.entity_mentions",
-    "raw.fetches",
-)
+# foreign keys first: ops.runs before everything, then the core tables in flows/tables.py's
+# order (core.papers before its children, entities before their aliases)
+LOAD_ORDER = ("ops.runs", *CORE_TABLES, "raw.fetches")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
     python -m bench.screenshots --out DIR
 
 `tomeflow run` ingests four synthetic seeds (two clean, one whose full text answers 404, one
-with no title: quarantined whole) into a scratch database tf_shots_*, reporting to a throwaway
+with no title: quarantined whole) into a scratch database (bench/infra.py), reporting to a throwaway
 `prefect server start` on loopback, Data Docs on. Headless Chromium, every request off the
 machine refused, then saves a PNG and the rendered DOM (.html) of each page: the run's state,
 WARNING lines and artifacts, the summary, quarantine and data-quality artifacts in Prefect's
@@ -26,19 +26,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 import psycopg
 
-from bench.infra import free_port, fulltext_server, kill_group, server_url, tail
+from bench.infra import free_port, fulltext_server, kill_group, scratch_database, tail
 from bench.synth import make_paper, write_seeds
 
 BIN = Path(sys.executable).parent  # the venv's prefect and tomeflow
@@ -98,19 +97,6 @@ def png_facts(path: Path) -> tuple[int, int, int]:
             idat += data[pos + 8 : pos + 8 + length]
         pos += 12 + length
     return size[0], size[1], len(set(zlib.decompress(bytes(idat))))
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """A fresh database tf_shots_*, dropped afterwards (also on failure)."""
-    admin, name = server_url(), f"tf_shots_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @contextmanager
@@ -252,7 +238,7 @@ def take(out: Path, chromium: str) -> tuple[list[Shot], str]:
                if not k.startswith(("PREFECT_", "TOMEFLOW_")) and k != "DATABASE_URL"}  # fmt: skip
         env |= {"DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false", "PREFECT_HOME": str(work),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
-        db = stack.enter_context(scratch_database())
+        db = stack.enter_context(scratch_database("shots"))
         seeds = write_corpus(work, stack.enter_context(fulltext_server(work / "fulltext")).base_url)
         port, docs_port = free_port(), free_port()
         api_url, docs_url = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{docs_port}"

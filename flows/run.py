@@ -86,10 +86,9 @@ def check_tables(res: Resources, run: RunPlan, tally: report.RunTally) -> Path |
             expected = tally.expected_rows()
             tally.add_after_load(validate_tables(res.gate(), res.loader, run.run_id, expected))
         tally.checked = True
-        tally.counts.rows_of_run = res.loader.rows_of_run(run.run_id)
     else:
         get_run_logger().info("nothing changed: no rows written, no after-load checks, no docs")
-    tally.counts.row_counts = res.loader.row_counts()
+    tally.counts.row_counts, tally.counts.rows_of_run = res.loader.row_counts(run.run_id)
     if not (res.settings.data_docs and res.gate_built):
         return None
     with tally.times.stage("report"):

@@ -9,8 +9,10 @@ context), the Prefect test server. Flow runs build no Data Docs unless a test as
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -72,26 +74,29 @@ def migrated_template(pg_server_url: str) -> Iterator[str]:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-@pytest.fixture
-def db_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
-    """A fresh, migrated, real PostgreSQL database for one test."""
+@contextmanager
+def _cloned(pg_server_url: str, template: str) -> Iterator[str]:
+    """A database made from the migrated template, dropped afterwards."""
     name = f"tf_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{migrated_template}"')
+        conn.execute(f'create database "{name}" template "{template}"')
     yield _with_dbname(pg_server_url, name)
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    """A fresh, migrated, real PostgreSQL database for one test."""
+    with _cloned(pg_server_url, migrated_template) as url:
+        yield url
 
 
 @pytest.fixture
 def other_db_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
     """A second fresh, migrated database, for tests that compare two loads."""
-    name = f"tf_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{migrated_template}"')
-    yield _with_dbname(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    with _cloned(pg_server_url, migrated_template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -170,6 +175,24 @@ def _own_gate(settings: Settings) -> bool:
         or settings.drift_max_drop != DEFAULT_DRIFT_MAX_DROP
         or settings.reference_count_gap_tolerance != DEFAULT_REFERENCE_COUNT_GAP_TOLERANCE
     )
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose accept queue is full, so new connections hang in the handshake."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(8):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    yield port
+    for sock in [*fillers, listener]:
+        sock.close()
 
 
 @pytest.fixture(scope="session")

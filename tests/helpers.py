@@ -12,25 +12,11 @@ from flows.fetch.rawstore import RawStore
 from flows.fetch.stage import read_bodies
 from flows.records import FulltextState, PaperLoad, PaperRecord, QuarantineRow, StoredPaper
 from flows.settings import PROJECT_ROOT
+from flows.tables import CORE_TABLES
 
 REAL_SEED = PROJECT_ROOT / "seeds" / "PMC12809390.md"
 REAL_FULLTEXT = Path(__file__).parent / "data" / "fulltext" / "PMC12809390.md"
 PUBLISHER = "https://tomesphere.com"
-
-CORE_TABLES = (
-    "core.papers",
-    "core.authors",
-    "core.paper_authors",
-    "core.key_findings",
-    "core.entities",
-    "core.paper_entities",
-    "core.paper_entity_names",
-    "core.entity_aliases",
-    "core.sections",
-    "core.paper_references",
-    "core.captions",
-    "core.entity_mentions",
-)
 
 
 def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -74,15 +74,10 @@ class PostgresLoader:
             if lease is not None:
                 lease.close()
 
-    def row_counts(self) -> dict[str, int]:
-        """Rows per table, for the run summary."""
+    def row_counts(self, run_id: uuid.UUID) -> tuple[dict[str, int], dict[str, int]]:
+        """Rows per table, and the rows carrying this run's id, for the run summary."""
         with self._connect() as conn:
-            return runlog.row_counts(conn)
-
-    def rows_of_run(self, run_id: uuid.UUID) -> dict[str, int]:
-        """Rows carrying this run's id, per table, for the run summary."""
-        with self._connect() as conn:
-            return runlog.rows_of_run(conn, run_id)
+            return runlog.row_counts(conn, run_id)
 
     def stored_papers(self, paper_ids: Sequence[str], raw_fallback: bool) -> dict[str, StoredPaper]:
         """What is stored about these papers; with raw_fallback, papers only raw.fetches knows."""

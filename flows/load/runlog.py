@@ -126,31 +126,22 @@ def finish_run(
     )
 
 
-def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Rows per loaded table."""
-    counts = {}
-    for table in TABLE_NAMES:
-        query = sql.SQL("select count(*) from {}").format(sql.Identifier(*table.split(".")))
-        (counts[table],) = conn.execute(query).fetchone() or (0,)
-    return counts
+def row_counts(
+    conn: psycopg.Connection[Any], run_id: uuid.UUID
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows per loaded table, and of those the rows carrying this run's id: one scan each.
 
-
-def rows_of_run(conn: psycopg.Connection[Any], run_id: uuid.UUID) -> dict[str, int]:
-    """Rows carrying this run's id, per loaded table that has a run_id column."""
-    with_run = {
-        f"{s}.{t}"
-        for s, t in conn.execute(
-            """select table_schema, table_name from information_schema.columns
-               where column_name = 'run_id' and table_schema in ('core', 'raw', 'ops')"""
-        )
-    }
-    counts = {}
-    for table in (t for t in TABLE_NAMES if t in with_run):
-        query = sql.SQL("select count(*) from {} where run_id = %s").format(
-            sql.Identifier(*table.split("."))
-        )
-        (counts[table],) = conn.execute(query, (run_id,)).fetchone() or (0,)
-    return counts
+    Every loaded table has a run_id: what the run wrote, the shared rows (entities, aliases)
+    it made or changed, its quarantine and quality rows.
+    """
+    query = sql.SQL(" union all ").join(
+        sql.SQL(
+            "select {name}, count(*), count(*) filter (where run_id = %(run)s) from {table}"
+        ).format(name=sql.Literal(table), table=sql.Identifier(*table.split(".")))
+        for table in TABLE_NAMES
+    )
+    rows = conn.execute(query, {"run": run_id}).fetchall()
+    return {t: int(n) for t, n, _ in rows}, {t: int(mine) for t, _, mine in rows}
 
 
 def write_fetches(

@@ -159,24 +159,6 @@ def test_a_reused_connection_is_cut_at_the_deadline_too(
     assert cut_near(result, 0.5) and took < 1.5
 
 
-@pytest.fixture
-def unanswered_port() -> Iterator[int]:
-    """A port whose accept queue is full, so new connections hang in the handshake."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(8):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-        fillers.append(filler)
-    yield port
-    for sock in [*fillers, listener]:
-        sock.close()
-
-
 def test_a_hanging_connect_is_cut_at_the_deadline(
     make_fetcher: MakeFetcher, unanswered_port: int
 ) -> None:

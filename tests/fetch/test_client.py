@@ -340,24 +340,6 @@ def test_transient_fault_then_success(
     assert (result.outcome, result.sha256, len(result.attempts)) == ("fetched", SHA, 2)
 
 
-@pytest.fixture
-def unanswered_port() -> Iterator[int]:
-    """A port whose accept queue is full, so new connections hang in the handshake."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(8):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-        fillers.append(filler)
-    yield port
-    for sock in [*fillers, listener]:
-        sock.close()
-
-
 def test_connect_timeout(make_fetcher: MakeFetcher, unanswered_port: int) -> None:
     url = f"http://127.0.0.1:{unanswered_port}/p.md"
     result = make_fetcher(connect_timeout=0.2, max_retries=1).fetch(request(url))
