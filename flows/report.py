@@ -216,10 +216,13 @@ class RunSummary:
             f"  {c.paper_id}: {c.change}" + (f" ({', '.join(c.details)})" if c.details else "")
             for c in ch.shown
         ]
+        more = self._more_changes()
+        return [*lines, f"  {more}"] if more else lines
+
+    def _more_changes(self) -> str | None:
+        ch = self.changes
         more = ch.added + ch.updated + ch.removed - len(ch.shown)
-        if more > 0:
-            lines.append(f"  ... and {more} more in analytics.run_diff")
-        return lines
+        return f"... and {more} more in analytics.run_diff" if more > 0 else None
 
     def to_markdown(self, data_docs_url: str | None = None) -> str:
         """The summary as a Markdown artifact: problems, this run's rows, totals, time."""
@@ -233,8 +236,8 @@ class RunSummary:
             for ch in self.changes.shown
         )
         if changed:
-            rest = self._change_lines()[len(self.changes.shown) :]  # "... and N more"
-            tail = f"\n\n{rest[0].strip()}" if rest else ""
+            rest = self._more_changes()
+            tail = f"\n\n{rest}" if rest else ""
             changed = f"| paper | change | what changed |\n|---|---|---|\n{changed}{tail}\n\n"
         fetches = "\n".join(f"| {s} | {n} |" for s, n in sorted(c.fetch_statuses.items()))
         stages = "\n".join(f"| {s} | {t:.2f} |" for s, t in self.stage_seconds.items())

@@ -59,3 +59,19 @@ def test_the_summary_says_what_loaded_what_failed_and_where_to_look() -> None:
     for part in ("## Full text", "## Data quality", "## Quarantine (7)", "## Problems", "## Time"):
         assert part in markdown
     assert "s3cret" not in markdown
+
+
+def test_changes_beyond_the_first_few_are_counted_in_text_and_markdown() -> None:
+    from dataclasses import replace
+
+    from flows.records import PaperChange, RunChanges
+
+    summary = summarise(
+        uuid.uuid4(), "ingest-2026-12-01", "completed", "postgresql://u@db/x", RunCounts(),
+        [], 0, DataQuality(), None, [], StageTimes(), 1.0,
+    )  # fmt: skip
+    shown = (PaperChange("PMC1", "updated", ("title",)), PaperChange("PMC2", "added", ()))
+    summary = replace(summary, changes=RunChanges(added=5, updated=1, shown=shown))
+    text = summary.to_text()
+    assert "  PMC1: updated (title)\n  PMC2: added\n  ... and 4 more in analytics.run_diff" in text
+    assert "\n\n... and 4 more in analytics.run_diff\n" in summary.to_markdown()

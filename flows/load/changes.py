@@ -20,15 +20,18 @@ from flows.shards import Shard
 # columns that change on every rewrite, or only follow others: not worth naming as changed
 _NOT_FIELDS = ("run_id", "loaded_at", "content_sha256", "source_sha256", "fulltext_fetched_at")
 
-_STATE = """
+# a core.papers row p's sections and references, counted
+_SIZES = """
+    (select count(*) from core.sections s where s.paper_id = p.paper_id)::int as sections,
+    (select count(*) from core.paper_references r where r.paper_id = p.paper_id)::int as refs
+"""
+
+_STATE = f"""
     select p.paper_id, to_jsonb(p) - %(skip)s::text[] as fields,
            coalesce((select array_agg(distinct e.curie order by e.curie)
                      from core.paper_entities e where e.paper_id = p.paper_id),
-                    '{}'::text[]) as curies,
-           (select count(*) from core.sections s where s.paper_id = p.paper_id)::int as sections,
-           (select count(*) from core.paper_references r where r.paper_id = p.paper_id)::int
-               as refs,
-           p.fulltext_status
+                    '{{}}'::text[]) as curies,
+           {_SIZES}, p.fulltext_status
     from core.papers p where p.paper_id = any(%(ids)s)
 """
 
@@ -80,11 +83,10 @@ def record_removed(
     result = conn.execute(
         """insert into ops.run_changes (run_id, paper_id, change, sections_before,
                references_before, fulltext_before)
-           select %(run)s, p.paper_id, 'removed',
-                  (select count(*) from core.sections s where s.paper_id = p.paper_id),
-                  (select count(*) from core.paper_references r where r.paper_id = p.paper_id),
-                  p.fulltext_status
-           from core.papers p
+           select %(run)s, p.paper_id, 'removed', x.sections, x.refs, p.fulltext_status
+           from core.papers p cross join lateral (select """
+        + _SIZES
+        + """) x
            where not (p.paper_id = any(%(seen)s)) and """
         + in_shard
         + """
@@ -149,13 +151,14 @@ def record_fulltext_states(cur: psycopg.Cursor[Any], run_id: uuid.UUID, staged: 
                             and n.value is distinct from to_jsonb(p) -> n.key order by key),
                       x.sections, x.sections, x.refs, x.refs, p.fulltext_status, s.fulltext_status
                from core.papers p join {staged} s using (paper_id)
-               cross join lateral (
-                   select (select count(*) from core.sections c
-                           where c.paper_id = p.paper_id)::int as sections,
-                          (select count(*) from core.paper_references r
-                           where r.paper_id = p.paper_id)::int as refs) x
+               cross join lateral (select {sizes}) x
                where {before} is distinct from {after}"""
-        ).format(staged=sql.Identifier(staged), before=_kind("p"), after=_kind("s")),
+        ).format(
+            staged=sql.Identifier(staged),
+            sizes=sql.SQL(_SIZES),
+            before=_kind("p"),
+            after=_kind("s"),
+        ),
         {"run": run_id, "skip": list(_NOT_FIELDS)},
     )
     return cur.rowcount
