@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from flows.picklable import pickled_as_fields
+
 Stage = Literal["parse", "fetch", "fulltext", "normalise", "validate", "load"]
 Listing = Literal["linked", "fulltext"]
 EntityType = Literal["gene", "disease", "species", "chemical", "variant", "cell line", "other"]
@@ -470,3 +472,7 @@ class BatchOutcome:
     refused: str | None  # why the gate refused it
     outcomes: tuple[ExpectationOutcome, ...]
     seconds: Mapping[str, float] = field(default_factory=dict)
+
+
+# a batch's records cross to the assemble process and back by the hundred thousand
+pickled_as_fields(globals())

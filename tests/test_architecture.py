@@ -15,6 +15,7 @@ FLOWS = PROJECT_ROOT / "flows"
 LAYERS = [
     [
         "flows",
+        "flows.picklable",
         "flows.urls",
         "flows.settings",
         "flows.records",
