@@ -110,13 +110,25 @@ def _gap(m: re.Match[str]) -> str:
 
 
 def _folds_one_to_one(text: str) -> bool:
+    # (a \x01 in the text itself would read as a dropped hyphen's mark: the general path)
+    if "\x01" in text:
+        return False
     return text.isascii() or (
         unicodedata.is_normalized("NFC", text) and len(text.casefold()) == len(text)
     )
 
 
+# ASCII text folded as bytes: each byte to its gap mark (bytes.translate), as _GAPS maps it
+_ASCII_GAPS = bytes(_GAPS[c] for c in range(128)) + bytes(range(128, 256))
+
+
 def _fold_fast(text: str) -> tuple[str, np.ndarray]:
     """Fold text whose casefolding keeps its length; returns it and each char's origin."""
+    return _fold_ascii(text) if text.isascii() else _fold_translated(text)
+
+
+def _fold_translated(text: str) -> tuple[str, np.ndarray]:
+    """_fold_fast for any text whose casefolding keeps its length."""
     marked = text.translate(_GAPS)  # one char per char: gaps marked, nothing dropped yet
     folded = _SPACE_RUN.sub(" ", marked.replace("\x01", ""))
     folded = folded.lower() if text.isascii() else folded.casefold()
@@ -126,6 +138,17 @@ def _fold_fast(text: str) -> tuple[str, np.ndarray]:
     repeated = np.zeros(len(kept), dtype=bool)
     repeated[1:] = spaces[1:] & spaces[:-1]  # all but the first space of a run go
     return folded, kept[~repeated]
+
+
+def _fold_ascii(text: str) -> tuple[str, np.ndarray]:
+    """_fold_fast for ASCII text: bytes.translate and numpy, no regular expression."""
+    codes = np.frombuffer(text.encode("ascii").translate(_ASCII_GAPS), dtype=np.uint8)
+    kept = np.flatnonzero(codes != _DROPPED)
+    spaces = codes.take(kept) == 32
+    repeated = np.zeros(len(kept), dtype=bool)
+    repeated[1:] = spaces[1:] & spaces[:-1]  # all but the first space of a run go
+    origin = kept[~repeated]
+    return codes.take(origin).tobytes().lower().decode("ascii"), origin
 
 
 def _fold_general(text: str) -> tuple[str, np.ndarray, np.ndarray]:
