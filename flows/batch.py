@@ -36,6 +36,7 @@ from flows.records import (
     PaperLoad,
     PaperRecord,
     QuarantineRow,
+    StoredPaper,
 )
 from flows.resources import Resources
 from flows.seeds import SeedBatch, document_name, drop_duplicate_ids, seeds_root
@@ -222,6 +223,8 @@ def ingest_batch(
         return _outcome(batch, rejected, skipped, None, (), {}, clock)
     with clock.stage("fetch"):
         stored = read_stored(res.loader, [p.paper_id for p in papers], run.mode == "offline")
+        if run.force or any(_seed_changed(p, stored) for p in papers):
+            res.prepare_gate()  # Great Expectations imports while the batch fetches, assembles
         ctx = FetchContext(
             res.settings, res.store, res.limiter, progress, batch.number, res.session,
             res.database_url,
@@ -334,6 +337,12 @@ class BatchPipeline:
             for stage in watch.STAGES[1:]:
                 watch.advance(stage, batch.documents)
         self._on_outcome(outcome)
+
+
+def _seed_changed(paper: PaperRecord, stored: Mapping[str, StoredPaper]) -> bool:
+    """A new paper, or one whose seed changed: the batch will have rows to validate."""
+    before = stored.get(paper.paper_id)
+    return before is None or before.source_sha256 != paper.seed_sha256
 
 
 def validate_or_skip(res: Resources, loads: Sequence[PaperLoad], number: int) -> BatchVerdict:

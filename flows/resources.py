@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import TYPE_CHECKING
@@ -52,6 +52,7 @@ class Resources:
         # one HTTP session (one connection pool) for every batch of every run
         self.session = session or new_session(settings.per_host_concurrency)
         self._gate: QualityGate | None = None
+        self._gate_building: Future[QualityGate] | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -84,12 +85,39 @@ class Resources:
         """The database the loader writes to (a secret: mask it before showing it)."""
         return self.loader.url
 
-    def gate(self) -> QualityGate:
-        """The quality gate, built the first time a batch needs validating."""
+    def prepare_gate(self) -> None:
+        """Start building the gate in a thread, for a batch that will validate once assembled.
+
+        Importing Great Expectations takes seconds of CPU; begun before the batch fetches, it
+        runs while the batch waits on the network and on the assemble process.
+        """
         with self._lock:
-            if self._gate is None:
+            if self._gate is not None or self._gate_building is not None:
+                return
+            building = self._gate_building = Future()
+        threading.Thread(
+            target=self._build_gate, args=(building,), name="tomeflow-gate", daemon=True
+        ).start()
+
+    def _build_gate(self, building: Future[QualityGate]) -> None:
+        try:
+            building.set_result(self.make_gate())
+        except BaseException as exc:  # handed to the batch that asks for the gate
+            building.set_exception(exc)
+
+    def gate(self) -> QualityGate:
+        """The quality gate, built the first time a batch needs validating (or prepared)."""
+        with self._lock:
+            if self._gate is not None:
+                return self._gate
+            building = self._gate_building
+            if building is None:
                 self._gate = self.make_gate()
-            return self._gate
+                return self._gate
+        gate = building.result()  # raises what building it raised
+        with self._lock:
+            self._gate = gate
+        return gate
 
     @property
     def gate_built(self) -> bool:

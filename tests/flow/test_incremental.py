@@ -21,11 +21,12 @@ from prefect.client.schemas.filters import (
 )
 
 from bench.synth import SynthPaper, make_paper, write_seeds
-from flows import watch
+from flows import resources, watch
 from flows.cli import StageBars, main
 from flows.fetch.limits import slot_key
 from flows.ingest import ingest
 from flows.seeds import batch as seeds_batch
+from flows.settings import get_settings
 from tests.helpers import query
 from tests.http_server import ScriptedHTTPServer, markdown
 
@@ -209,6 +210,32 @@ def test_a_run_with_nothing_to_write_parses_validates_and_documents_nothing(
     summary = ingest(seeds=seeds)
     assert parsed == [page.name] and summary.counts.updated == 1  # named as in the folder
     assert summary.data_quality.tallies and not summary.data_quality.failed
+
+
+def test_the_gate_is_prepared_only_for_batches_with_new_or_changed_seeds(
+    tmp_path: Path,
+    tomeflow_env: str,
+    papers: list[SynthPaper],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the gate imports Great Expectations and pandas (seconds of CPU): a batch prepares it in
+    # the background before it fetches only when it will have rows to validate
+    prepared: list[int] = []
+    prepare = resources.Resources.prepare_gate
+    monkeypatch.setattr(
+        resources.Resources, "prepare_gate", lambda res: prepared.append(1) or prepare(res)
+    )
+    seeds = str(tmp_path / "seeds")
+    ingest(seeds=seeds)
+    assert prepared == [1]
+    ingest(seeds=seeds)  # every seed unchanged and fresh
+    monkeypatch.setenv("TOMEFLOW_FRESHNESS_HOURS", "0")
+    get_settings.cache_clear()
+    summary = ingest(seeds=seeds)  # every full text refetched and the same: no paper to write
+    assert summary.counts.unchanged == len(papers) and prepared == [1]
+    page = tmp_path / "seeds" / f"{papers[0].paper_id}.md"
+    page.write_text(page.read_text("utf-8").replace("Synthetic study", "A study"), "utf-8")
+    assert ingest(seeds=seeds).counts.updated == 1 and prepared == [1, 1]
 
 
 def test_watchers_see_each_stage_reach_every_document(
