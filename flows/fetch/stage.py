@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import requests
 
@@ -78,6 +78,12 @@ def fetch_batch(
     fetched = {r.sha256: r.body for r in results if r.sha256 and r.body is not None}
     bodies, unreadable = read_bodies(papers, states, stored, ctx.store, force, fetched)
     return FetchedBatch(states, results, bodies, unreadable)
+
+
+def without_bodies(fetched: FetchedBatch) -> FetchedBatch:
+    """A batch once assembled: states, fetch log and unreadable kept, the bodies let go."""
+    results = tuple(r if r.body is None else replace(r, body=None) for r in fetched.results)
+    return FetchedBatch(fetched.states, results, {}, fetched.unreadable)
 
 
 def read_bodies(

@@ -11,8 +11,6 @@ from flows.quality.suites import BEFORE_LOAD_SUITES
 from flows.records import PaperLoad
 from flows.tables import VALIDATED
 
-# the frames validate_batch expects: text columns hold str or None (pandas' default str dtype),
-# published_on holds datetime.date or None, integers are nullable Int64
 # the frames validate_batch expects, derived from the table declarations: text columns hold
 # str or None (pandas' default str dtype), published_on holds datetime.date or None, integers
 # are nullable Int64
