@@ -72,7 +72,11 @@ class RunFigures:
 
     @property
     def validation_share(self) -> float:
-        return self.stages.get("validate", 0.0) / self.wall if self.wall else 0.0
+        """The validate stage's share of the run: of its wall time, or, when batches overlap
+        (each stage's seconds are summed over the batches, and the stages then add up to more
+        than the wall), of the summed stage time."""
+        total = max(self.wall, sum(self.stages.values()))
+        return self.stages.get("validate", 0.0) / total if total else 0.0
 
     @property
     def load_rows_per_second(self) -> float:
