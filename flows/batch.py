@@ -184,9 +184,8 @@ def read_batch(
     """
     started = time.perf_counter()
     root = seeds_root(run.seeds)
-    parsed = parse_seeds(
-        paths, known_seeds(run, res, [document_name(p, root) for p in paths]), root
-    )
+    known = known_seeds(run, res, [document_name(p, root) for p in paths])
+    parsed = parse_seeds(unwalked(paths), unwalked(known), root)
     papers, rejected, unchanged = select_papers(parsed, seen, run.only, run.shard)
     if run.only:
         documents = len(papers) + len(unchanged)
