@@ -75,8 +75,17 @@ class RunFigures:
         """The validate stage's share of the run: of its wall time, or, when batches overlap
         (each stage's seconds are summed over the batches, and the stages then add up to more
         than the wall), of the summed stage time."""
-        total = max(self.wall, sum(self.stages.values()))
+        total = max(self.wall, self.stage_seconds)
         return self.stages.get("validate", 0.0) / total if total else 0.0
+
+    @property
+    def stage_seconds(self) -> float:
+        """The stages' seconds added up (over batches: more than the wall when they overlap)."""
+        return sum(self.stages.values())
+
+    @property
+    def batches_overlap(self) -> bool:
+        return self.stage_seconds > self.wall
 
     @property
     def load_rows_per_second(self) -> float:

@@ -131,7 +131,7 @@ def _fold_translated(text: str) -> tuple[str, np.ndarray]:
     """_fold_fast for any text whose casefolding keeps its length."""
     marked = text.translate(_GAPS)  # one char per char: gaps marked, nothing dropped yet
     folded = _SPACE_RUN.sub(" ", marked.replace("\x01", ""))
-    folded = folded.lower() if text.isascii() else folded.casefold()
+    folded = folded.casefold()  # (ASCII text takes _fold_ascii)
     codes = np.frombuffer(marked.encode("utf-32-le"), dtype=np.uint32)
     kept = np.flatnonzero(codes != _DROPPED)
     spaces = codes[kept] == 32
