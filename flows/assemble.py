@@ -3,8 +3,8 @@
 This stage parses a paper's full text into sections and references, normalises the listed
 entities to CURIEs, names them and counts their mentions. A paper whose inputs (the seed and
 the body in use) hash to what is already loaded is not re-read at all: it becomes a PaperLoad
-without content, and only its full-text state is written. Bodies come from the fetch stage;
-this stage never opens the raw store.
+without content, and only its full-text state is written. The fetch stage names the bodies to
+read (a StoredBodies); each is read from the raw store here, as its paper is parsed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from flows.entities import entity_names, normalise_entities
 from flows.fetch.plan import content_hash, needs_reading
+from flows.fetch.rawstore import RawBodyCorrupt
 from flows.fulltext import parse_fulltext
 from flows.mentions import MentionMatcher, targets_from
 from flows.records import (
@@ -64,7 +65,6 @@ def assemble_batch(
                 state,
                 stored.get(paper.paper_id),
                 fetched.bodies,
-                fetched.unreadable,
                 force,
                 matcher,
             )
@@ -85,7 +85,6 @@ def assemble_paper(
     state: FulltextState,
     before: StoredPaper | None,
     bodies: Mapping[str, bytes],
-    unreadable: Mapping[str, str] | None = None,
     force: bool = False,
     matcher: MentionMatcher | None = None,
 ) -> tuple[PaperLoad, list[QuarantineRow]]:
@@ -108,7 +107,7 @@ def assemble_paper(
         )
         for p in problems
     )
-    fulltext, problem = _read_fulltext(state.sha256, bodies, unreadable or {})
+    fulltext, problem = _read_fulltext(state.sha256, bodies)
     if problem is not None:
         reason = f"stored full text {state.sha256} unusable: {problem}"
         rejected.append(
@@ -159,16 +158,17 @@ def batch_matcher(
 
 
 def _read_fulltext(
-    sha256: str | None, bodies: Mapping[str, bytes], unreadable: Mapping[str, str]
+    sha256: str | None, bodies: Mapping[str, bytes]
 ) -> tuple[FullText | None, str | None]:
     """The parsed body in use, or why it cannot be read (None, None: there is none)."""
     if sha256 is None:
         return None, None
-    if sha256 in unreadable:
-        return None, unreadable[sha256]
-    body = bodies.get(sha256)
-    if body is None:
+    try:
+        body = bodies[sha256]
+    except KeyError:  # not named for reading, or RawBodyMissing: gone from the raw store
         return None, f"RawBodyMissing: '{sha256}'"
+    except RawBodyCorrupt as exc:
+        return None, f"RawBodyCorrupt: {exc}"
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -24,7 +24,7 @@ from flows import watch
 from flows.cluster import WorkerSpec, on_dask, worker_resources
 from flows.fetch.plan import needs_nothing
 from flows.fetch.progress import FetchProgress
-from flows.fetch.stage import FetchContext, without_bodies
+from flows.fetch.stage import FetchContext
 from flows.quality.results import QualityReport
 from flows.quality.verdict import BatchVerdict
 from flows.records import (
@@ -235,7 +235,6 @@ def ingest_batch(
         loads, problems = assemble(
             unwalked(papers), unwalked(fetched), unwalked(stored), run.force, res.cpu_pool()
         )
-        fetched = without_bodies(fetched)  # ~50 MB a batch, not held through validate, load
     rejected += problems
     with clock.stage("validate"):
         verdict = validate_or_skip(res, loads, batch.number)

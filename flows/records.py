@@ -148,8 +148,6 @@ class FetchResult:
     attempts: tuple[FetchAttempt, ...]
     error_class: str | None = None
     error_message: str | None = None
-    # the body as fetched (also in the raw store), handed on so it is not read back
-    body: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +195,8 @@ class FetchedBatch:
 
     states: Mapping[str, FulltextState]
     results: tuple[FetchResult, ...]
-    bodies: Mapping[str, bytes] = field(default_factory=dict)  # sha256 -> body, for assemble
-    unreadable: Mapping[str, str] = field(default_factory=dict)  # sha256 -> why it is unusable
+    # sha256 -> body, for assemble: a StoredBodies, read from the raw store as each is parsed
+    bodies: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def stored(self) -> tuple[str, ...]:

@@ -110,11 +110,12 @@ def assemble(
     """Parse full texts, normalise entities and count mentions for the papers that changed.
 
     With a process pool the work runs there, on another core, while this process fetches and
-    loads other batches; only the states and bodies travel, not the fetch log.
+    loads other batches; only the states and the bodies' names travel, not the fetch log: the
+    process reads each body from the raw store itself.
     """
     if pool is None:
         return assemble_batch(papers, fetched, stored, force=force)
-    slim = FetchedBatch(fetched.states, (), fetched.bodies, fetched.unreadable)
+    slim = FetchedBatch(fetched.states, (), fetched.bodies)
     try:
         return pool.submit(assemble_batch, papers, slim, stored, force=force).result()
     except BrokenProcessPool as exc:

@@ -9,7 +9,7 @@ import psycopg
 
 from flows.assemble import assemble_paper
 from flows.fetch.rawstore import RawStore
-from flows.fetch.stage import read_bodies
+from flows.fetch.stage import bodies_to_read
 from flows.records import FulltextState, PaperLoad, PaperRecord, QuarantineRow, StoredPaper
 from flows.settings import PROJECT_ROOT
 from flows.tables import CORE_TABLES
@@ -64,5 +64,5 @@ def assemble_from_store(
 ) -> tuple[PaperLoad, list[QuarantineRow]]:
     """One paper through the fetch stage's body reading and assemble, as a batch takes it."""
     stored = {} if before is None else {paper.paper_id: before}
-    bodies, unreadable = read_bodies([paper], {paper.paper_id: state}, stored, store, force)
-    return assemble_paper(paper, state, before, bodies, unreadable, force)
+    bodies = bodies_to_read([paper], {paper.paper_id: state}, stored, store, force)
+    return assemble_paper(paper, state, before, bodies, force)

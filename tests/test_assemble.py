@@ -12,7 +12,7 @@ from flows import assemble as assemble_module
 from flows.assemble import assemble_batch
 from flows.fetch.plan import content_hash
 from flows.fetch.rawstore import RawStore
-from flows.fetch.stage import read_bodies
+from flows.fetch.stage import bodies_to_read
 from flows.records import Author, FetchedBatch, FulltextState, StoredPaper
 from flows.seeds import parse_summary
 from tests.helpers import REAL_FULLTEXT, REAL_SEED
@@ -89,8 +89,8 @@ def test_a_failed_fetch_and_a_bad_identifier_are_quarantined_not_raised(store: R
     )
     state = FulltextState("not_found", None, None, None, None, NOW, "NotFound: HTTP 404", True)
     states = {PAPER.paper_id: state}
-    bodies, unreadable = read_bodies([broken], states, {}, store, force=False)
-    loads, rejected = assemble_batch([broken], FetchedBatch(states, (), bodies, unreadable), {})
+    bodies = bodies_to_read([broken], states, {}, store, force=False)
+    loads, rejected = assemble_batch([broken], FetchedBatch(states, (), bodies), {})
     assert [(r.stage, r.document) for r in rejected] == [
         ("fetch", PAPER.fulltext_url),
         ("normalise", "seeds/PMC12809390.md"),

@@ -350,7 +350,7 @@ class Fetcher:
         except UnicodeDecodeError as exc:
             return finish("bad_content", "NotUtf8", str(exc))
         t.sha256 = self._store.put(data)
-        return Step("finish", "fetched", sha256=t.sha256, body=data)
+        return Step("finish", "fetched", sha256=t.sha256)
 
 
 def looks_like_html(body: bytes) -> bool:
@@ -375,7 +375,6 @@ def _result(req: FetchRequest, attempts: list[FetchAttempt], step: Step) -> Fetc
         attempts=tuple(attempts),
         error_class=step.error_class,
         error_message=step.error_message,
-        body=step.body,
     )
 
 

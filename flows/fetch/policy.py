@@ -107,7 +107,6 @@ class Step:
     retry_after: float | None = None
     error_class: str | None = None
     error_message: str | None = None
-    body: bytes | None = None  # the body fetched, when the outcome is fetched
 
 
 def finish(outcome: Outcome, error_class: str, message: str) -> Step:

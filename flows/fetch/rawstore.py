@@ -21,7 +21,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -114,6 +114,36 @@ class RawStore:
         if hashlib.sha256(body).hexdigest() != sha256:
             raise RawBodyCorrupt(sha256, "content does not match its hash")
         return body
+
+
+class StoredBodies(Mapping[str, bytes]):
+    """Bodies named by their sha256, each read from the raw store when it is asked for.
+
+    A batch hands these on instead of the bytes: the process that parses the bodies reads them
+    one at a time, and no process holds a whole batch of bodies (about 50 MB) meanwhile. A
+    body gone or damaged raises RawBodyMissing (a KeyError) or RawBodyCorrupt when read.
+    """
+
+    def __init__(self, store: RawStore, sha256s: Iterable[str] = ()) -> None:
+        self.store = store
+        self._sha256s = frozenset(sha256s)
+
+    def __getitem__(self, sha256: str) -> bytes:
+        if sha256 not in self._sha256s:
+            raise KeyError(sha256)
+        return self.store.get(sha256)
+
+    def __contains__(self, sha256: object) -> bool:
+        return sha256 in self._sha256s
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._sha256s))
+
+    def __len__(self) -> int:
+        return len(self._sha256s)
+
+    def __repr__(self) -> str:
+        return f"StoredBodies({self.store.root}, {len(self)} bodies)"
 
 
 @cache

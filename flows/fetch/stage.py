@@ -1,8 +1,8 @@
 """fetch_batch: one batch's full texts through plan -> fetch -> states, with the bodies in use.
 
 Every failure is a state, never a raise. The bodies the assemble stage will read (papers whose
-inputs changed, or all of them on a full refresh) are handed on with the states: what was
-fetched comes straight from memory, what was kept is read once from the raw store.
+inputs changed, or all of them on a full refresh) are named with the states, not held: each is
+written to the raw store as it arrives and read back from there by whoever parses it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import requests
 
@@ -20,7 +20,7 @@ from flows.fetch.limits import PerHostRateLimiter, host_slots
 from flows.fetch.plan import needs_reading, plan_fetches, state_after_fetch
 from flows.fetch.policy import FetchPolicy
 from flows.fetch.progress import FetchProgress
-from flows.fetch.rawstore import RawBodyCorrupt, RawBodyMissing, RawStore
+from flows.fetch.rawstore import RawStore, StoredBodies
 from flows.records import FetchedBatch, FetchResult, FulltextState, Mode, PaperRecord, StoredPaper
 from flows.settings import Settings
 
@@ -75,44 +75,26 @@ def fetch_batch(
             states[result.paper_id] = state_after_fetch(result, stored.get(result.paper_id), now)
     else:
         ctx.progress.batch_done(ctx.batch, len(papers))
-    fetched = {r.sha256: r.body for r in results if r.sha256 and r.body is not None}
-    bodies, unreadable = read_bodies(papers, states, stored, ctx.store, force, fetched)
-    return FetchedBatch(states, results, bodies, unreadable)
+    bodies = bodies_to_read(papers, states, stored, ctx.store, force)
+    return FetchedBatch(states, results, bodies)
 
 
-def without_bodies(fetched: FetchedBatch) -> FetchedBatch:
-    """A batch once assembled: states, fetch log and unreadable kept, the bodies let go."""
-    results = tuple(r if r.body is None else replace(r, body=None) for r in fetched.results)
-    return FetchedBatch(fetched.states, results, {}, fetched.unreadable)
-
-
-def read_bodies(
+def bodies_to_read(
     papers: Sequence[PaperRecord],
     states: Mapping[str, FulltextState],
     stored: Mapping[str, StoredPaper],
     store: RawStore,
     force: bool,
-    in_memory: Mapping[str, bytes] | None = None,
-) -> tuple[dict[str, bytes], dict[str, str]]:
-    """The bodies of the papers assemble will read, and why any of them cannot be read.
+) -> StoredBodies:
+    """The bodies assemble will read: those of the papers whose inputs changed (all on force).
 
-    A body fetched in this batch (in_memory) is handed on as it came; a kept one is read once
-    from the raw store.
+    Named, not read: whoever parses them reads each from the raw store, whether this batch
+    fetched it or an earlier run kept it, and finds there whether it is missing or damaged.
     """
-    bodies: dict[str, bytes] = {}
-    unreadable: dict[str, str] = {}
-    for paper in papers:
-        state = states[paper.paper_id]
-        sha = state.sha256
-        if sha is None or sha in bodies or sha in unreadable:
-            continue
-        if not force and not needs_reading(paper, state, stored.get(paper.paper_id)):
-            continue
-        if in_memory is not None and sha in in_memory:
-            bodies[sha] = in_memory[sha]
-            continue
-        try:
-            bodies[sha] = store.get(sha)
-        except (RawBodyMissing, RawBodyCorrupt) as exc:
-            unreadable[sha] = f"{type(exc).__name__}: {exc}"
-    return bodies, unreadable
+    wanted = {
+        state.sha256
+        for paper in papers
+        if (state := states[paper.paper_id]).sha256 is not None
+        and (force or needs_reading(paper, state, stored.get(paper.paper_id)))
+    }
+    return StoredBodies(store, wanted)
