@@ -232,8 +232,9 @@ def ingest_batch(
         # its unchanged and rejected documents count too: the run's bar ends at 100%
         progress.batch_done(batch.number, batch.documents)
     with clock.stage("assemble"):
+        pool = res.cpu_pool(len(fetched.bodies))
         loads, problems = assemble(
-            unwalked(papers), unwalked(fetched), unwalked(stored), run.force, res.cpu_pool()
+            unwalked(papers), unwalked(fetched), unwalked(stored), run.force, pool
         )
     rejected += problems
     with clock.stage("validate"):

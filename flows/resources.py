@@ -56,9 +56,15 @@ class Resources:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def cpu_pool(self) -> ProcessPoolExecutor | None:
-        """Processes that assemble batches on the other cores (None: assemble here)."""
+    def cpu_pool(self, bodies: int | None = None) -> ProcessPoolExecutor | None:
+        """Processes that assemble batches on the other cores (None: assemble here).
+
+        bodies: how many full texts the batch will parse; too few to pay for starting a
+        process (settings.assemble_process_min_bodies) are parsed here.
+        """
         if self.settings.assemble_processes < 1:
+            return None
+        if bodies is not None and bodies < self.settings.assemble_process_min_bodies:
             return None
         with self._lock:
             if self._pool is not None and getattr(self._pool, "_broken", False):

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     assemble_processes: int = Field(
         default_factory=lambda: min(4, max(0, (os.cpu_count() or 1) - 1))
     )
+    # a batch with fewer full texts to parse assembles in the run's own process: starting an
+    # assemble process (a fresh interpreter and its imports) costs more than their parsing
+    assemble_process_min_bodies: int = Field(default=50, ge=0)
     raw_store_dir: Path | None = Field(default=None, description="default: <home>/raw")
     data_docs_path: Path | None = Field(default=None, description="default: <home>/data_docs")
     data_docs: bool = Field(default=True, description="build Great Expectations Data Docs")

@@ -55,3 +55,19 @@ def test_an_unprepared_gate_is_built_when_first_asked_for(tmp_path: Path) -> Non
     res = resources_with(lambda: built.append(threading.current_thread().name), tmp_path)
     res.gate()
     assert built == [threading.current_thread().name]
+
+
+def test_a_batch_with_few_bodies_is_assembled_here_without_starting_a_process(
+    tmp_path: Path,
+) -> None:
+    def with_settings(**values: Any) -> Resources:
+        loader = cast(PostgresLoader, object())
+        settings = Settings(**values)
+        return Resources(settings, loader, RawStore(tmp_path), PerHostRateLimiter(1.0), object)
+
+    res = with_settings(assemble_processes=1, assemble_process_min_bodies=50)
+    assert res.cpu_pool(49) is None and res._pool is None  # no process started for a few
+    pool = res.cpu_pool(50)
+    assert pool is not None and res.cpu_pool() is pool  # no count given: the pool
+    res.close()
+    assert with_settings(assemble_processes=0).cpu_pool(1000) is None

@@ -26,6 +26,7 @@ def test_golden_corpus_gives_the_checked_in_tables(
 ) -> None:
     # three batches in flight, assembled in a process of their own: the tables must not show it
     monkeypatch.setenv("TOMEFLOW_ASSEMBLE_PROCESSES", "1")
+    monkeypatch.setenv("TOMEFLOW_ASSEMBLE_PROCESS_MIN_BODIES", "0")  # its batches are small
     monkeypatch.setenv("TOMEFLOW_BATCHES_IN_FLIGHT", "3")
     get_settings.cache_clear()
     seeds = tmp_path / "seeds"
