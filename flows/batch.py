@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +40,7 @@ from flows.records import (
     StoredPaper,
 )
 from flows.resources import Resources
-from flows.seeds import SeedBatch, document_name, drop_duplicate_ids, seeds_root
+from flows.seeds import SeedBatch, all_unchanged, document_name, drop_duplicate_ids, seeds_root
 from flows.settings import Settings
 from flows.shards import Shard
 from flows.tasks import (
@@ -173,6 +174,11 @@ class ReadBatch:
     unchanged: tuple[str, ...]  # ids of known seeds with the same bytes: nothing to do
     seconds: float  # reading and parsing
 
+    @property
+    def nothing_to_do(self) -> bool:
+        """No paper to fetch, assemble, validate or load, and no document to quarantine."""
+        return not self.papers and not self.rejected
+
 
 def read_batch(
     number: int, paths: Sequence[Path], run: RunPlan, res: Resources, seen: dict[str, str]
@@ -185,7 +191,10 @@ def read_batch(
     started = time.perf_counter()
     root = seeds_root(run.seeds)
     known = known_seeds(run, res, [document_name(p, root) for p in paths])
-    parsed = parse_seeds(unwalked(paths), unwalked(known), root)
+    # every seed known with the same bytes (a rerun): hashed here, no parse task to start
+    parsed = all_unchanged(paths, known, root) or parse_seeds(
+        unwalked(paths), unwalked(known), root
+    )
     papers, rejected, unchanged = select_papers(parsed, seen, run.only, run.shard)
     if run.only:
         documents = len(papers) + len(unchanged)
@@ -316,7 +325,11 @@ class BatchPipeline:
         """Start a batch; waits for the oldest one first when the pipeline is full."""
         while len(self._in_flight) >= self._limit:
             self._done(*self._in_flight.popleft())
-        if self._spec is not None:
+        if batch.nothing_to_do:
+            # nothing to fetch, assemble, validate or load: done here, no task to start
+            future: Any = Future()
+            future.set_result(ingest_batch(batch, self._run, self._res, self._progress))
+        elif self._spec is not None:
             payload = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
             future = run_batch_on_worker.submit(payload, self._run, self._spec)
         else:
@@ -332,7 +345,7 @@ class BatchPipeline:
 
     def _done(self, batch: ReadBatch, future: Any) -> None:
         outcome = future.result()
-        if self._spec is not None:  # a worker's progress is not this process's: move it here
+        if self._spec is not None and not batch.nothing_to_do:  # a worker's: move it here
             self._progress.batch_done(batch.number, batch.documents)
             for stage in watch.STAGES[1:]:
                 watch.advance(stage, batch.documents)

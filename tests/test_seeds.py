@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from flows.records import EntityRef, KnownSeed, PaperRecord
 from flows.seeds import (
     SeedParseError,
+    all_unchanged,
     discover_seeds,
     drop_duplicate_ids,
     parse_batch,
@@ -297,6 +298,25 @@ def test_a_known_seed_with_the_same_bytes_is_not_parsed(tmp_path: Path) -> None:
     assert batch.unchanged == (known[str(same)],)
     assert [p.paper_id for p in batch.papers] == ["PMC2"]  # its bytes changed: parsed
     assert batch.ids == ((str(same), "PMC12809390"), (str(edited), "PMC2"))
+
+
+def test_a_batch_of_known_seeds_with_the_same_bytes_is_recognised_as_parse_batch_would(
+    tmp_path: Path,
+) -> None:
+    same, other = tmp_path / "a.md", tmp_path / "b.md"
+    same.write_text(SEED_TEXT, "utf-8")
+    other.write_text(SEED_TEXT, "utf-8")
+    sha = hashlib.sha256(SEED_TEXT.encode()).hexdigest()
+    known = {"a.md": KnownSeed("a.md", "PMC12809390", sha), "b.md": KnownSeed("b.md", "PMC1", sha)}
+    assert all_unchanged([same, other], known, tmp_path) == parse_batch(
+        [same, other], known, tmp_path
+    )
+    # one seed not known, edited or unreadable: the batch goes to parse_batch
+    assert all_unchanged([same, other], {"a.md": known["a.md"]}, tmp_path) is None
+    other.write_text(SEED_TEXT + "\n", "utf-8")
+    assert all_unchanged([same, other], known, tmp_path) is None
+    other.unlink()
+    assert all_unchanged([same, other], known, tmp_path) is None
 
 
 def test_a_duplicate_of_an_unparsed_known_seed_is_still_found(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ batch.py    discover seed files, parse a batch, drop repeated paper ids
 from flows.seeds.batch import (
     SEED_SUFFIXES,
     SeedBatch,
+    all_unchanged,
     discover_seeds,
     document_name,
     drop_duplicate_ids,
@@ -21,6 +22,7 @@ __all__ = [
     "SEED_SUFFIXES",
     "SeedBatch",
     "SeedParseError",
+    "all_unchanged",
     "discover_seeds",
     "document_name",
     "drop_duplicate_ids",

@@ -146,6 +146,20 @@ def test_a_run_makes_a_few_task_runs_per_batch_not_per_paper(
         assert heading in summary_md
 
 
+def test_a_rerun_over_unchanged_seeds_starts_no_task_run(
+    tmp_path: Path, tomeflow_env: str, papers: list[SynthPaper]
+) -> None:
+    ingest(seeds=str(tmp_path / "seeds"), batch_size=2)
+    summary = ingest(seeds=str(tmp_path / "seeds"), batch_size=2)
+    assert summary.counts.unchanged == 5
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[summary.run_id]))
+        )
+    # its seeds hashed in the flow, its batches done there: nothing for a task to do
+    assert task_runs == []
+
+
 def test_fetching_from_a_host_waits_for_its_slot_across_runs(
     tmp_path: Path, tomeflow_env: str, http_server: ScriptedHTTPServer, papers: list[SynthPaper]
 ) -> None:
