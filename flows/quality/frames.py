@@ -47,6 +47,15 @@ def prepared(name: str, frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataF
         # GX reads a named index instead of our key columns, and a repeated label breaks its
         # row lookup; failing rows are identified by their key columns anyway
         frame = frame.reset_index(drop=True)
+    whole = [
+        c
+        for c in frame.columns
+        if isinstance(frame[c].dtype, pd.Int64Dtype) and not frame[c].hasnans
+    ]
+    if whole:
+        # GX checks a numpy int64 column's bounds in one vectorised step, a nullable Int64
+        # column's value by value in Python; without a missing value the two hold the same
+        frame = frame.astype(dict.fromkeys(whole, "int64"))
     datetimes = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
     if datetimes:
         # GX coerces ISO bounds to datetime.date, which a pandas Timestamp will not compare with
