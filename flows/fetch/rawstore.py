@@ -57,17 +57,18 @@ class RawStore:
 
     def path_for(self, sha256: str) -> Path:
         """Where the body with this sha256 lives (whether or not it is stored)."""
-        # the check also keeps a hostile "hash" from naming a path outside the store
-        if not _SHA256.match(sha256):
-            raise ValueError(f"not a lowercase sha256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / f"{sha256}.gz"
+        return Path(self._location(sha256))
 
     def has(self, sha256: str) -> bool:
         """Whether a body with this sha256 is stored."""
         # os.path on a str, not a Path: a rerun asks this of every paper
+        return os.path.isfile(self._location(sha256))
+
+    def _location(self, sha256: str) -> str:
+        # the check also keeps a hostile "hash" from naming a path outside the store
         if not _SHA256.match(sha256):
             raise ValueError(f"not a lowercase sha256 hex digest: {sha256!r}")
-        return os.path.isfile(f"{self._root}/{sha256[:2]}/{sha256[2:4]}/{sha256}.gz")
+        return f"{self._root}/{sha256[:2]}/{sha256[2:4]}/{sha256}.gz"
 
     def put(self, body: bytes) -> str:
         """Store body (idempotent) and return the sha256 hex of its uncompressed bytes."""

@@ -7,8 +7,8 @@ header, the TLS server name and the certificate check stay the hostname. The att
 deadline: a watchdog (one thread for every attempt) shuts the attempt's socket down when
 max_transfer_seconds (or what is left of the paper's max_paper_seconds) has passed, because a
 socket read timeout starts again with every byte and a server sending one a second never
-trips it. Both reach the
-connection through a context variable the attempt sets on its own thread (`scoped`).
+trips it. Both reach the connection through a context variable the attempt sets on its own
+thread (`scoped`).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def parse_batch(
             rejected.append(QuarantineRow(name, "parse", f"cannot read: {exc}", True))
             continue
         seen_before = (known or {}).get(name)
-        if seen_before is not None and hashlib.sha256(raw).hexdigest() == seen_before.sha256:
+        if seen_before is not None and _same_bytes(raw, seen_before):
             unchanged.append(seen_before)
             ids.append((seen_before.seed_path, seen_before.paper_id))
             continue
@@ -119,11 +119,16 @@ def all_unchanged(
             raw = path.read_bytes()
         except OSError:
             return None
-        if hashlib.sha256(raw).hexdigest() != seen_before.sha256:
+        if not _same_bytes(raw, seen_before):
             return None
         unchanged.append(seen_before)
     ids = tuple((k.seed_path, k.paper_id) for k in unchanged)
     return SeedBatch((), (), tuple(unchanged), ids)
+
+
+def _same_bytes(raw: bytes, seen_before: KnownSeed) -> bool:
+    """Whether a seed's bytes are those it was loaded with: then it needs no parsing."""
+    return hashlib.sha256(raw).hexdigest() == seen_before.sha256
 
 
 def drop_duplicate_ids(
