@@ -63,6 +63,10 @@ def _gx_suite(suite: SuiteFile, name: str | None = None) -> gx.ExpectationSuite:
     return built
 
 
+def _unsaved() -> None:
+    """Nothing to persist: the ephemeral context keeps its config in memory."""
+
+
 class QualityGate:
     """Validates batches before load and tables after load with one GX context."""
 
@@ -79,6 +83,11 @@ class QualityGate:
         self._tolerance = reference_count_gap_tolerance
         self._max_drop = float(drift_max_drop)  # a float, never text, goes into the sql
         self._context = gx.get_context(mode="ephemeral")
+        # every change to a context (an asset, a batch definition, a site) re-serialises its
+        # whole config to YAML for its variables store; an ephemeral context's store is never
+        # read back (its config object is the truth), so the 20 YAML dumps of each after-load
+        # check and the 17 of this set-up are skipped
+        setattr(self._context, "_save_project_config", _unsaved)  # noqa: B010
         # tqdm bars per validation would flood the flow's logs
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._configure_data_docs()

@@ -593,6 +593,26 @@ def test_after_load_passes_on_consistent_tables(
     assert (counts.success, counts.unexpected_count) == (True, 0)
 
 
+def test_the_gate_never_writes_its_context_config_as_yaml(
+    loaded: tuple[str, uuid.UUID, dict[str, int]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GX re-serialises an ephemeral context's whole config on every change, for a store
+    # nothing reads; the gate skips it, and checks and Data Docs work without it
+    from great_expectations.data_context.types.base import BaseYamlConfig
+
+    def refused(self: object) -> str:
+        raise AssertionError("the context config was serialised")
+
+    monkeypatch.setattr(BaseYamlConfig, "to_yaml_str", refused)
+    url, run_id, expected = loaded
+    own = QualityGate(SUITES_DIR, tmp_path / "docs")
+    assert own.validate_batch(clean_frames(), 1).failed_expectations() == ()
+    assert own.validate_tables(url, run_id, 1, expected).failed_expectations() == ()
+    assert own.build_data_docs("run").is_file()
+
+
 @pytest.mark.skipif(not SOCKET_DIR.is_dir(), reason="no local PostgreSQL socket folder")
 def test_after_load_over_a_unix_socket(
     gate: QualityGate, loaded: tuple[str, uuid.UUID, dict[str, int]]
