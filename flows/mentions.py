@@ -35,6 +35,10 @@ one it overlaps; the longest-wins choice is made afterwards among valid candidat
 winning span is assigned to its section by offset. Symbols are in the same automaton
 casefolded and are then checked against the original slice folded without casefolding. Word
 boundaries are checked on the original text.
+
+The checks run over numpy arrays of a paper's ~500 matches at once (owner, boundary, split
+checks; the spans of plain names; sections by offset; counts per section and entity); only
+symbol matches and spans that overlap another go through Python one by one.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 from ahocorasick_rs import AhoCorasick, MatchKind
 
 from flows.entities import looks_like_symbol
@@ -116,6 +121,10 @@ class MentionMatcher:
                 for spelling in _spellings(symbol, plurals=False):
                     exact = fold_str(spelling, casefold=False)
                     _add_owner(owners, fold_str(spelling, casefold=True), _Owner(t, c, exact))
+        # CURIE order of the rows: each curie's rank among them, and the curies in that order
+        self._curies_sorted = sorted(self._curies)
+        rank = {curie: r for r, curie in enumerate(self._curies_sorted)}
+        self._curie_rank = np.array([rank[c] for c in self._curies], dtype=np.int64)
         self._patterns = list(owners)
         self._owners = [owners[p] for p in self._patterns]
         self._automaton = AhoCorasick(self._patterns, matchkind=MatchKind.Standard)
@@ -142,84 +151,162 @@ class MentionMatcher:
             return []
         allowed = None if targets is None else {self._targets.get(t, -1) for t in targets}
         folded = fold_sections([text for _, text in listed])
-        counts: dict[tuple[int, int], list[int]] = {}  # (section, curie) -> [count, first]
-        starts = folded.section_starts
-        for start, curies in self._winning_spans(folded, allowed):
-            section = bisect.bisect_right(starts, start) - 1
-            offset = start - starts[section]
-            for c in curies:
-                entry = counts.get((section, c))
-                if entry is None:
-                    counts[(section, c)] = [1, offset]
-                else:
-                    entry[0] += 1
-                    entry[1] = min(entry[1], offset)
-        curies_ = self._curies
-        ordered = sorted(counts.items(), key=lambda kv: (kv[0][0], curies_[kv[0][1]]))
+        starts, curies = self._winning_spans(folded, allowed)
+        if not len(starts):
+            return []
+        # each winning (span, curie) to its section by offset; then one row per (section,
+        # curie), counted, with its first offset, in section order then CURIE order
+        section_starts = np.asarray(folded.section_starts)
+        section = np.searchsorted(section_starts, starts, side="right") - 1
+        offset = starts - section_starts[section]
+        key = section * len(self._curies) + self._curie_rank[curies]
+        order = np.lexsort((offset, key))
+        key, offset = key[order], offset[order]
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        counts = np.diff(np.r_[first, len(key)])
+        by_rank = self._curies_sorted
         return [
-            Mention(curies_[c], ordinals[section], count, first)
-            for (section, c), (count, first) in ordered
+            Mention(by_rank[k % len(by_rank)], ordinals[k // len(by_rank)], n, at)
+            for k, n, at in zip(
+                key[first].tolist(), counts.tolist(), offset[first].tolist(), strict=True
+            )
         ]
 
     def _owned(
         self, pattern: int, allowed: set[int] | None
-    ) -> tuple[frozenset[int], tuple[_Owner, ...]]:
+    ) -> tuple[tuple[int, ...], tuple[_Owner, ...]]:
         owners = [o for o in self._owners[pattern] if allowed is None or o.target in allowed]
-        plain = frozenset(o.curie for o in owners if o.exact is None)
+        plain = tuple(sorted({o.curie for o in owners if o.exact is None}))
         return plain, tuple(o for o in owners if o.exact is not None)
 
     def _winning_spans(
         self, folded: FoldedText, allowed: set[int] | None
-    ) -> list[tuple[int, frozenset[int]]]:
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(span start, curie) of every winning span and each entity it counts for."""
         # valid candidates first, then longest-wins among them, so a rejected candidate never
         # hides a valid one it overlaps
-        text = folded.text
         found = self._automaton.find_matches_as_indexes(folded.folded, overlapping=True)
         if not found:
-            return []
-        patterns, first, last = zip(*found, strict=True)
-        # every match's original span at once: numpy indexing, not a lookup per match
-        begins = folded.starts[list(first)].tolist()
-        finishes = folded.ends[[f - 1 for f in last]].tolist()
-        candidates: dict[tuple[int, int], set[int]] = {}
-        word, whole, size = _WORD_CHAR, folded.one_to_one, len(text)
+            return _NO_SPANS
+        patterns, fs, fe = np.array(found, dtype=np.int64).reshape(-1, 3).T
         # per pattern, once per paper: the curies its plain names count for, and its symbols
-        owned: dict[int, tuple[frozenset[int], tuple[_Owner, ...]]] = {}
-        for p, fs, fe, start, end in zip(patterns, first, last, begins, finishes, strict=True):
-            entry = owned.get(p)
-            if entry is None:
-                entry = owned[p] = self._owned(p, allowed)
-            plain, symbols = entry
-            if not (plain or symbols):
-                continue  # another paper's entity
-            if not whole and (folded.splits(fs) or folded.splits(fe)):
-                continue  # begins or ends inside a character that folded to several ("ß")
-            if (start > 0 and word[text[start - 1]]) or (end < size and word[text[end]]):
-                continue  # not a whole word
-            hits = set(plain)
-            for owner in symbols:
-                if _symbol_matches(text, start, end, owner.exact or ""):
-                    hits.add(owner.curie)
-            if hits:
-                candidates.setdefault((start, end), set()).update(hits)
-        taken_starts: list[int] = []
-        taken_ends: list[int] = []
-        winners: list[tuple[int, frozenset[int]]] = []
-        for (start, end), curies in sorted(candidates.items(), key=_longest_then_leftmost):
-            i = bisect.bisect_left(taken_starts, start)
-            if i > 0 and taken_ends[i - 1] > start:
-                continue
-            if i < len(taken_starts) and taken_starts[i] < end:
-                continue
-            taken_starts.insert(i, start)
-            taken_ends.insert(i, end)
-            winners.append((start, frozenset(curies)))
-        return winners
+        unique, which = np.unique(patterns, return_inverse=True)
+        owned = [self._owned(p, allowed) for p in unique.tolist()]
+        keep = np.fromiter((bool(pl or sy) for pl, sy in owned), bool, len(owned))[which]
+        if not folded.one_to_one:
+            # not a match that begins or ends inside a character that folded to several ("ß")
+            keep &= ~(_splits(folded.starts, fs) | _splits(folded.starts, fe))
+        index = np.flatnonzero(keep)  # another paper's entity, or a split: gone
+        begin, end = folded.starts[fs[index]], folded.ends[fe[index] - 1]
+        whole = _whole_words(folded.text, begin, end)  # not a whole word: gone
+        index, begin, end = index[whole], begin[whole], end[whole]
+        spans, curies = _hits(folded.text, index, begin, end, which, owned)
+        if not len(spans):
+            return _NO_SPANS
+        # one candidate per distinct span, with every entity any of its matches counts for
+        width = len(folded.text) + 1
+        distinct, of_pair = np.unique(spans[:, 0] * width + spans[:, 1], return_inverse=True)
+        wins = _longest_wins(distinct // width, distinct % width)
+        taken = wins[of_pair]
+        known = len(self._curies)
+        pairs = np.unique(spans[taken, 0] * known + curies[taken])  # once per span and curie
+        return pairs // known, pairs % known
 
 
-def _longest_then_leftmost(item: tuple[tuple[int, int], set[int]]) -> tuple[int, int]:
-    (start, end), _ = item
-    return (start - end, start)
+_NO_SPANS = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+def _splits(starts: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Which folded offsets fall inside one original character's folding (FoldedText.splits)."""
+    if len(starts) < 2:
+        return np.zeros(len(f), dtype=bool)
+    at = np.clip(f, 1, len(starts) - 1)
+    return (f > 0) & (f < len(starts)) & (starts[at - 1] == starts[at])
+
+
+# letters, digits and combining marks: what a name may not run on into (ASCII by table)
+_ASCII_WORD = np.array([chr(c).isalnum() for c in range(128)] + [False])
+
+
+def _whole_words(text: str, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Which spans neither follow nor run on into a word character of the original text."""
+    size = len(text)  # > 0: an empty text has no match
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    before = np.where(begin > 0, codes[np.maximum(begin - 1, 0)].astype(np.int64), 32)
+    after = np.where(end < size, codes[np.minimum(end, size - 1)].astype(np.int64), 32)
+    return ~(_word_chars(text, before) | _word_chars(text, after))
+
+
+def _word_chars(text: str, codes: np.ndarray) -> np.ndarray:
+    flags = _ASCII_WORD[np.minimum(codes, 128)]
+    wide = np.flatnonzero(codes >= 128)
+    if len(wide):
+        flags[wide] = [_WORD_CHAR[chr(c)] for c in codes[wide].tolist()]
+    return flags
+
+
+def _hits(
+    text: str,
+    index: np.ndarray,
+    begin: np.ndarray,
+    end: np.ndarray,
+    which: np.ndarray,
+    owned: Sequence[tuple[tuple[int, ...], tuple[_Owner, ...]]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(span, curie) pairs: each valid match's plain curies, and its symbols that match."""
+    pattern = which[index]
+    # plain names: every curie of the match's pattern, expanded without a loop per match
+    sizes = np.array([len(plain) for plain, _ in owned], dtype=np.int64)
+    flat = np.array([c for plain, _ in owned for c in plain], dtype=np.int64)
+    counts = sizes[pattern]
+    match = np.repeat(np.arange(len(pattern)), counts)
+    within = np.arange(len(match)) - np.repeat(np.cumsum(counts) - counts, counts)
+    curies = flat[np.repeat((np.cumsum(sizes) - sizes)[pattern], counts) + within]
+    spans = np.stack([begin[match], end[match]], axis=1)
+    # symbols: their case-kept spelling checked on the original slice, match by match
+    extra: list[tuple[int, int, int]] = []
+    with_symbols = np.flatnonzero(np.array([bool(sy) for _, sy in owned])[pattern])
+    for i in with_symbols.tolist():
+        b, e = int(begin[i]), int(end[i])
+        for owner in owned[int(pattern[i])][1]:
+            if _symbol_matches(text, b, e, owner.exact or ""):
+                extra.append((b, e, owner.curie))
+    if extra:
+        more = np.array(extra, dtype=np.int64)
+        spans = np.concatenate([spans, more[:, :2]])
+        curies = np.concatenate([curies, more[:, 2]])
+    return spans, curies
+
+
+def _longest_wins(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which distinct spans win: the longest first, the leftmost among equally long ones.
+
+    A span that overlaps no other wins outright; only the overlapping ones go through the
+    greedy choice, one by one.
+    """
+    by_start = np.lexsort((ends, starts))
+    s, e = starts[by_start], ends[by_start]
+    reach = np.maximum.accumulate(e)
+    clash = np.zeros(len(s), dtype=bool)
+    clash[1:] |= s[1:] < reach[:-1]  # overlaps a span that begins before it
+    clash[:-1] |= s[1:] < e[:-1]  # overlaps the next span
+    wins = np.ones(len(starts), dtype=bool)
+    contested = by_start[clash]
+    wins[contested] = False
+    taken_starts: list[int] = []
+    taken_ends: list[int] = []
+    begins, finishes = starts.tolist(), ends.tolist()
+    for i in sorted(contested.tolist(), key=lambda i: (begins[i] - finishes[i], begins[i])):
+        start, end = begins[i], finishes[i]
+        at = bisect.bisect_left(taken_starts, start)
+        if at > 0 and taken_ends[at - 1] > start:
+            continue
+        if at < len(taken_starts) and taken_starts[at] < end:
+            continue
+        taken_starts.insert(at, start)
+        taken_ends.insert(at, end)
+        wins[i] = True
+    return wins
 
 
 def _add_owner(owners: dict[str, list[_Owner]], pattern: str, owner: _Owner) -> None:
