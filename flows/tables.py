@@ -41,6 +41,10 @@ class Column:
         return self.attr or self.name
 
 
+# a column whose values reach COPY already as PostgreSQL reads them: written as text
+_AS_COPIED = {"jsonb": "text"}
+
+
 def _getter(paths: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     get = attrgetter(*paths)
     if len(paths) == 1:
@@ -79,6 +83,13 @@ class Table:
         checked = tuple(c.source for c in self.columns if c.dtype is not None)
         if checked:
             object.__setattr__(self, "_frame_get", _getter(checked))
+
+    @property
+    def copy_types(self) -> tuple[str, ...]:
+        """The types COPY writes copy_columns' values as (jsonb values are JSON text already)."""
+        lineage = {"paper_id": "text", "run_id": "uuid", "source_sha256": "text"}
+        declared = {c.name: _AS_COPIED.get(c.type, c.type) for c in self.columns if c.written}
+        return tuple(declared.get(name) or lineage[name] for name in self.copy_columns)
 
     @property
     def copy_columns(self) -> tuple[str, ...]:
