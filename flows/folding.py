@@ -52,13 +52,13 @@ class FoldedText:
     section_starts: tuple[int, ...]  # original offset where each section begins
     one_to_one: bool  # every folded char stands for whole original chars: nothing splits
 
-    def splits(self, f: int) -> bool:
-        """Whether folded offset f falls inside one original character's folding."""
-        return (
-            not self.one_to_one
-            and 0 < f < len(self.starts)
-            and self.starts[f - 1] == self.starts[f]
-        )
+    def splits(self, f: np.ndarray) -> np.ndarray:
+        """Which folded offsets f fall inside one original character's folding."""
+        starts = self.starts
+        if self.one_to_one or len(starts) < 2:
+            return np.zeros(len(f), dtype=bool)
+        at = np.clip(f, 1, len(starts) - 1)
+        return (f > 0) & (f < len(starts)) & (starts[at - 1] == starts[at])
 
 
 def fold_sections(texts: Sequence[str]) -> FoldedText:

@@ -195,7 +195,7 @@ class MentionMatcher:
         keep = np.fromiter((bool(pl or sy) for pl, sy in owned), bool, len(owned))[which]
         if not folded.one_to_one:
             # not a match that begins or ends inside a character that folded to several ("ß")
-            keep &= ~(_splits(folded.starts, fs) | _splits(folded.starts, fe))
+            keep &= ~(folded.splits(fs) | folded.splits(fe))
         index = np.flatnonzero(keep)  # another paper's entity, or a split: gone
         begin, end = folded.starts[fs[index]], folded.ends[fe[index] - 1]
         whole = _whole_words(folded.text, begin, end)  # not a whole word: gone
@@ -216,14 +216,6 @@ class MentionMatcher:
 _NO_SPANS = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
-def _splits(starts: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Which folded offsets fall inside one original character's folding (FoldedText.splits)."""
-    if len(starts) < 2:
-        return np.zeros(len(f), dtype=bool)
-    at = np.clip(f, 1, len(starts) - 1)
-    return (f > 0) & (f < len(starts)) & (starts[at - 1] == starts[at])
-
-
 # letters, digits and combining marks: what a name may not run on into (ASCII by table)
 _ASCII_WORD = np.array([chr(c).isalnum() for c in range(128)] + [False])
 
@@ -234,10 +226,10 @@ def _whole_words(text: str, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     before = np.where(begin > 0, codes[np.maximum(begin - 1, 0)].astype(np.int64), 32)
     after = np.where(end < size, codes[np.minimum(end, size - 1)].astype(np.int64), 32)
-    return ~(_word_chars(text, before) | _word_chars(text, after))
+    return ~(_word_chars(before) | _word_chars(after))
 
 
-def _word_chars(text: str, codes: np.ndarray) -> np.ndarray:
+def _word_chars(codes: np.ndarray) -> np.ndarray:
     flags = _ASCII_WORD[np.minimum(codes, 128)]
     wide = np.flatnonzero(codes >= 128)
     if len(wide):
