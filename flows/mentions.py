@@ -193,14 +193,13 @@ class MentionMatcher:
         unique, which = np.unique(patterns, return_inverse=True)
         owned = [self._owned(p, allowed) for p in unique.tolist()]
         keep = np.fromiter((bool(pl or sy) for pl, sy in owned), bool, len(owned))[which]
-        if not folded.one_to_one:
-            # not a match that begins or ends inside a character that folded to several ("ß")
-            keep &= ~(folded.splits(fs) | folded.splits(fe))
+        # not a match that begins or ends inside a character that folded to several ("ß")
+        keep &= ~(folded.splits(fs) | folded.splits(fe))
         index = np.flatnonzero(keep)  # another paper's entity, or a split: gone
         begin, end = folded.starts[fs[index]], folded.ends[fe[index] - 1]
         whole = _whole_words(folded.text, begin, end)  # not a whole word: gone
         index, begin, end = index[whole], begin[whole], end[whole]
-        spans, curies = _hits(folded.text, index, begin, end, which, owned)
+        spans, curies = _hits(folded.text, which[index], begin, end, owned)
         if not len(spans):
             return _NO_SPANS
         # one candidate per distinct span, with every entity any of its matches counts for
@@ -239,14 +238,15 @@ def _word_chars(codes: np.ndarray) -> np.ndarray:
 
 def _hits(
     text: str,
-    index: np.ndarray,
+    pattern: np.ndarray,
     begin: np.ndarray,
     end: np.ndarray,
-    which: np.ndarray,
     owned: Sequence[tuple[tuple[int, ...], tuple[_Owner, ...]]],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(span, curie) pairs: each valid match's plain curies, and its symbols that match."""
-    pattern = which[index]
+    """(span, curie) pairs: each valid match's plain curies, and its symbols that match.
+
+    pattern: each match's index into owned (the paper's distinct patterns).
+    """
     # plain names: every curie of the match's pattern, expanded without a loop per match
     sizes = np.array([len(plain) for plain, _ in owned], dtype=np.int64)
     flat = np.array([c for plain, _ in owned for c in plain], dtype=np.int64)
