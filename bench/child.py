@@ -104,7 +104,8 @@ def time_import(module: str, result: Path) -> None:
     start, cpu0 = time.perf_counter(), _cpu()
     importlib.import_module(module)
     wall, cpu = time.perf_counter() - start, _cpu() - cpu0
-    result.write_text(json.dumps({"wall": wall, "cpu": cpu}), encoding="utf-8")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.write_text(json.dumps({"wall": wall, "cpu": cpu, "rss_mb": rss}), encoding="utf-8")
 
 
 def median_ms(fn: Callable[[], object], repeat: int = 20) -> float:

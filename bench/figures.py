@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.loadspeed import DltResult
+from bench.profile import ProfiledRun
 
 # goals (printed beside the figures, never asserted)
 REFERENCE_PAPERS = 10_000  # the size the run-time goals are stated for
@@ -49,6 +50,7 @@ class RunFigures:
     maxrss_mb: float  # ru_maxrss of the run process
     http_requests: int  # answered by the full-text server during the run
     server_start_seconds: float | None  # a temporary Prefect server the flow started
+    postgres_cpu: float = 0.0  # CPU seconds of the PostgreSQL server during the run
 
     @property
     def cpu(self) -> float:
@@ -126,6 +128,8 @@ class LoadComparison:
     copy_seconds: float
     copy_tables: int
     dlt: DltResult
+    sections_seconds: float = 0.0  # of the raw COPY: core.sections alone
+    sections_plain_seconds: float = 0.0  # the same rows into a copy without the search tsvector
 
     @property
     def load_rate(self) -> float:
@@ -157,6 +161,7 @@ class Timing:
 
     wall: float
     cpu: float
+    rss_mb: float = 0.0  # peak RSS of the process that did it (imports: the whole process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +190,4 @@ class Results:
     stored_rss: dict[int, tuple[float, str]] = field(default_factory=dict)  # earlier runs
     runners: tuple[RunFigures, RunFigures] | None = None  # local, then two Dask workers
     notes: list[str] = field(default_factory=list)
+    profiles: list[ProfiledRun] = field(default_factory=list)  # py-spy: where the time goes

@@ -168,6 +168,7 @@ class ChildStats:
     children: tuple[str, ...]  # the names of the descendants seen
     machine_cpu: float  # busy CPU seconds of the whole machine meanwhile (every process)
     peak_load: float  # the highest 1-minute load average seen meanwhile
+    postgres_cpu: float = 0.0  # CPU seconds of this machine's PostgreSQL servers meanwhile
 
 
 SAMPLE_SECONDS = 0.2
@@ -216,6 +217,23 @@ def machine_busy() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
+def postgres_cpu() -> float:
+    """CPU seconds this machine's PostgreSQL servers have used: every postgres process, and
+    the backends each postmaster has reaped (its children's times), so that a backend that
+    ends between two readings still counts."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "ppid"]):
+        with suppress(psutil.Error):
+            if proc.info["name"] != "postgres":
+                continue
+            times = proc.cpu_times()
+            total += times.user + times.system
+            parent = psutil.Process(proc.info["ppid"]) if proc.info["ppid"] else None
+            if parent is None or parent.name() != "postgres":  # a postmaster
+                total += times.children_user + times.children_system
+    return total
+
+
 def describe(cmdline: Sequence[str], name: str) -> str:
     """A short name for a child process: `python -m uvicorn`, `multiprocessing worker`."""
     text = " ".join(cmdline)
@@ -233,7 +251,7 @@ def run_sampled(
 ) -> ChildStats:
     """Run cmd to its end in a session of its own, output to log, memory sampled from here."""
     with log.open("ab") as out:
-        start, busy = time.perf_counter(), machine_busy()
+        start, busy, pg = time.perf_counter(), machine_busy(), postgres_cpu()
         proc = subprocess.Popen(
             list(cmd),
             env=dict(env),
@@ -254,6 +272,8 @@ def run_sampled(
             sampler.stop()
             kill_group(proc.pid)  # whatever the child left running
         wall, busy = time.perf_counter() - start, machine_busy() - busy
+        time.sleep(0.2)  # the run's backends end once its connections are gone
+        pg = postgres_cpu() - pg
         proc.returncode = os.waitstatus_to_exitcode(status)
     return ChildStats(
         returncode=proc.returncode,
@@ -264,6 +284,7 @@ def run_sampled(
         children=tuple(f"{n}x {what}" for what, n in Counter(sampler.children.values()).items()),
         machine_cpu=busy,
         peak_load=sampler.peak_load,
+        postgres_cpu=pg,
     )
 
 

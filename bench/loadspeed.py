@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -124,20 +125,48 @@ def dump_tables(url: str, folder: Path, target: str) -> list[DumpedTable]:
     return dumped
 
 
-def raw_copy(url: str, tables: Sequence[DumpedTable]) -> tuple[int, float]:
-    """COPY the dumped rows into url's (migrated, empty) tables; returns (rows, seconds)."""
+def _copy_in(cur: psycopg.Cursor[Any], target: sql.Composable, table: DumpedTable) -> None:
+    from_stdin = sql.SQL("copy {} ({}) from stdin").format(target, table.column_list())
+    with table.copy_file.open("rb") as data, cur.copy(from_stdin) as copy:
+        while chunk := data.read(1 << 20):
+            copy.write(chunk)
+
+
+def raw_copy(url: str, tables: Sequence[DumpedTable]) -> tuple[int, float, dict[str, float]]:
+    """COPY the dumped rows into url's (migrated, empty) tables.
+
+    Returns (rows, seconds, seconds per table).
+    """
+    per_table: dict[str, float] = {}
     with psycopg.connect(url) as conn:
         start = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur:
             for table in tables:
-                from_stdin = sql.SQL("copy {} ({}) from stdin").format(
-                    table.ident(), table.column_list()
-                )
-                with table.copy_file.open("rb") as data, cur.copy(from_stdin) as copy:
-                    while chunk := data.read(1 << 20):
-                        copy.write(chunk)
+                began = time.perf_counter()
+                _copy_in(cur, table.ident(), table)
+                per_table[table.name] = time.perf_counter() - began
         seconds = time.perf_counter() - start
-    return sum(t.rows for t in tables), seconds
+    return sum(t.rows for t in tables), seconds, per_table
+
+
+def copy_without_search(url: str, tables: Sequence[DumpedTable]) -> float:
+    """Seconds to COPY core.sections' dumped rows into a copy of the table whose `search`
+    is a plain (empty) column: the raw COPY's core.sections time minus this is what
+    PostgreSQL spends on the search tsvector and its GIN index."""
+    sections = next((t for t in tables if t.name == "core.sections"), None)
+    if sections is None:
+        return 0.0
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        # LIKE copies the columns, not the generation expression: search stays null
+        cur.execute(
+            "create temporary table plain_sections "
+            "(like core.sections including defaults including constraints including indexes)"
+        )
+        began = time.perf_counter()
+        _copy_in(cur, sql.Identifier("plain_sections"), sections)
+        seconds = time.perf_counter() - began
+        conn.rollback()
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)

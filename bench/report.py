@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from bench import figures as g
 from bench.figures import CliFigures, LoadComparison, Results, RunFigures, SizeFigures
+from bench.where import print_profiles, print_where
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TASK_COUNT_TEST = PROJECT_ROOT / "tests" / "flow" / "test_incremental.py"
@@ -134,6 +135,11 @@ def print_run(run: RunFigures, *, first: bool, wall_goal: float | None) -> None:
         secs(run.cpu),
         f"(run process {run.cpu_self:.2f} s + children {run.cpu_children:.2f} s; "
         f"the ingest() call {run.call_cpu:.2f} s)",
+    )
+    line(
+        "PostgreSQL CPU",
+        secs(run.postgres_cpu),
+        "(the server's processes, the run's backends included, meanwhile)",
     )
     line(
         "rest of the machine",
@@ -325,6 +331,14 @@ def print_load(load: LoadComparison | None) -> None:
         "      every column both databases have, in foreign-key order, in one transaction, "
         "into a freshly migrated database"
     )
+    if load.sections_seconds:
+        line(
+            "  of which core.sections",
+            secs(load.sections_seconds),
+            f"without its search tsvector {load.sections_plain_seconds:.2f} s: "
+            f"{load.sections_seconds - load.sections_plain_seconds:.2f} s is to_tsvector "
+            "and the GIN index",
+        )
     if load.copy_rate:
         share = load.load_rate / load.copy_rate
         line(
@@ -548,4 +562,6 @@ def print_report(
     print_load(comparison(results))
     print_hot(results.hot)
     print_tasks(batch_size, *tasks)
+    print_profiles(results.profiles)
     print_summary(results, ref)
+    print_where(results, ref)

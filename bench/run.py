@@ -13,7 +13,11 @@ One invocation measures, and prints each figure beside its goal and the ratio fi
 - CPU per paper and per invocation (a one-seed first run), the imports of flows.ingest and of
   great_expectations alone, and `tomeflow run` of one seed as a subprocess;
 - the load stage beside a raw COPY and a dlt merge of the very same rows (bench/loadspeed.py);
-- the stages' hot paths on one 50 KB document, and the task-run count for 10,000 papers.
+- the stages' hot paths on one 50 KB document, and the task-run count for 10,000 papers;
+- where the time goes: a one-seed `tomeflow run` and a first run of 1,000 papers under py-spy
+  (bench/profile.py), PostgreSQL's CPU during every run, and the raw COPY of core.sections
+  with and without its search tsvector; after the summary table, one paragraph per goal not
+  met names the figure, where the rest goes and why it stays (bench/where.py).
 
 Full texts come from a local HTTP server in another process, which counts its requests. The
 synthetic corpus, databases, Prefect homes and servers live only as long as the invocation;
@@ -61,6 +65,7 @@ from bench.infra import (
     server_version,
     tail,
 )
+from bench.profile import Profile, ProfiledRun, profiled
 from bench.report import print_report
 from bench.synth import make_paper, write_seeds
 
@@ -180,6 +185,7 @@ class Bench:
             machine_cpu=stats.machine_cpu,
             peak_load=stats.peak_load,
             http_requests=self.files.requests - requests,
+            postgres_cpu=stats.postgres_cpu,
         )
 
     def cli_run(self, seeds: Path, db: str, home: Path) -> CliFigures:
@@ -195,7 +201,7 @@ class Bench:
 
     def import_time(self, module: str) -> Timing:
         """The median over fresh processes of `import module` alone."""
-        walls, cpus = [], []
+        walls, cpus, rss = [], [], []
         for _ in range(IMPORT_REPEATS):
             log, result = self._paths(f"import-{module}")
             cmd = [sys.executable, "-m", "bench.child", "import", module, "--result", str(result)]
@@ -205,7 +211,8 @@ class Bench:
                 raise self._failed(f"import {module}", log, f"exit {stats.returncode}")
             walls.append(float(data["wall"]))
             cpus.append(float(data["cpu"]))
-        return Timing(statistics.median(walls), statistics.median(cpus))
+            rss.append(float(data.get("rss_mb", 0.0)))
+        return Timing(statistics.median(walls), statistics.median(cpus), statistics.median(rss))
 
     def hot_paths(self) -> dict[str, float]:
         """The hot paths on one 50 KB document, in a process of their own."""
@@ -216,6 +223,20 @@ class Bench:
         if stats.returncode != 0 or not data:
             raise self._failed("hot paths", log, f"exit {stats.returncode}")
         return {k: float(v) for k, v in data.items()}
+
+    def profiled(self, what: str, cmd: Sequence[str], env: dict[str, str]) -> ProfiledRun:
+        """cmd run to its end under py-spy (every busy thread, its children too)."""
+        log, _ = self._paths(f"profile-{what}")
+        out = log.with_suffix(".spy")
+        print(f"  {what}, under py-spy ...", flush=True)
+        try:
+            wrapped = profiled(cmd, out)
+        except FileNotFoundError as exc:
+            return ProfiledRun(what, error=str(exc))
+        stats = run_sampled(wrapped, env, log, cwd=PROJECT_ROOT)
+        if stats.returncode != 0 or not out.exists():
+            return ProfiledRun(what, error=f"exit {stats.returncode}: {tail(log, 400)}")
+        return ProfiledRun(what, Profile.load(out), stats.wall)
 
     def migrate(self, db: str) -> None:
         """Bring a scratch database to tomeflow's newest schema (in a child: alembic logs)."""
@@ -308,6 +329,21 @@ def measure_runners(bench: Bench, papers: int, seeds: Path) -> tuple[RunFigures,
     return figures[0], figures[1]
 
 
+def profile_runs(bench: Bench, one: Path, papers: int, seeds: Path) -> list[ProfiledRun]:
+    """A one-seed `tomeflow run` and a first run of `papers`, each under py-spy."""
+    profiles = []
+    with tempfile.TemporaryDirectory(dir=bench.root) as tmp, scratch_database("spy1") as db:
+        cmd = [str(BIN / "tomeflow"), "run", "--seeds", str(one)]
+        env = bench.run_env(db, Path(tmp) / "home", api=True)
+        profiles.append(bench.profiled("one seed, tomeflow run", cmd, env))
+    with tempfile.TemporaryDirectory(dir=bench.root) as tmp, scratch_database("spy") as db:
+        result = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "bench.child", "run", str(seeds), "--result", str(result)]
+        env = bench.run_env(db, Path(tmp) / "home", api=True)
+        profiles.append(bench.profiled(f"{papers:,} papers, first run", cmd, env))
+    return profiles
+
+
 def compare_load(
     first: RunFigures,
     dumped: list[loadspeed.DumpedTable],
@@ -317,7 +353,8 @@ def compare_load(
 ) -> LoadComparison:
     """Raw COPY of the first run's rows into a migrated database; dlt merge into another."""
     print("  raw COPY of the same rows ...", flush=True)
-    copy_rows, copy_seconds = loadspeed.raw_copy(copy_db, dumped)
+    copy_rows, copy_seconds, per_table = loadspeed.raw_copy(copy_db, dumped)
+    plain_sections = loadspeed.copy_without_search(copy_db, dumped)
     if dlt_format == "skip":
         dlt = loadspeed.DltResult(error="skipped (--dlt-format skip)")
     else:
@@ -332,6 +369,8 @@ def compare_load(
         copy_seconds=copy_seconds,
         copy_tables=len(dumped),
         dlt=dlt,
+        sections_seconds=per_table.get("core.sections", 0.0),
+        sections_plain_seconds=plain_sections,
     )
 
 
@@ -404,6 +443,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DASK_PAPERS,
         help="corpus size for the local-runner against Dask figure (0: skip it)",
     )
+    parser.add_argument(
+        "--profile-papers",
+        type=int,
+        default=DEFAULT_PAPERS[0],
+        help="corpus size of the first run profiled with py-spy (0: no profiles)",
+    )
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.papers):
         parser.error("--papers: sizes must be positive")
@@ -465,6 +510,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             results.sizes.append(
                 measure_size(bench, papers, seeds[papers], compare, args.dlt_format)
             )
+        if args.profile_papers:
+            print("where the time goes (py-spy):", flush=True)
+            size = min(args.papers, key=lambda n: abs(n - args.profile_papers))
+            results.profiles = profile_runs(bench, seeds[1], size, seeds[size])
         if args.dask_papers:
             dask_seeds = seeds.get(args.dask_papers) or seeds[min(args.papers)]
             results.runners = measure_runners(bench, len(list(dask_seeds.iterdir())), dask_seeds)
