@@ -68,11 +68,12 @@ from bench.infra import (
 from bench.profile import Profile, ProfiledRun, profiled
 from bench.report import print_report
 from bench.synth import make_paper, write_seeds
+from flows.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = PROJECT_ROOT / "bench" / "out"
 BIN = Path(sys.executable).parent  # the project's virtualenv (make bench runs .venv/bin/python)
-BATCH_SIZE = 1000
+BATCH_SIZE = Settings.model_fields["batch_size"].default  # what a run gets unless told
 TASKS_PER_BATCH = 7  # see tests/flow/test_incremental.py, which counts them
 TASKS_PER_RUN = 1
 FULLTEXT_KB = 50

@@ -145,9 +145,10 @@ def _memory(results: Results, ref: SizeFigures) -> None:
         f"flows.ingest` and {gx.rss_mb if gx else 0:.0f} MB after `import great_expectations` "
         f"(with pandas; the run process imports it to validate), about {fixed:.0f} MB together; "
         f"the other {max(0.0, worst.peak_rss_mb - fixed):.0f} MB is the run's data: up to "
-        f"{Settings().batches_in_flight} batches of records in flight (TOMEFLOW_BATCHES_IN_FLIGHT,"
-        " TOMEFLOW_BATCH_SIZE lower it), Prefect's runtime and what the allocator keeps. Below "
-        "the goal needs Great Expectations out of the run process."
+        f"{Settings().batches_in_flight} batches of {Settings().batch_size} papers' records in "
+        "flight, about 95 KB a paper (TOMEFLOW_BATCHES_IN_FLIGHT, TOMEFLOW_BATCH_SIZE lower "
+        "it), Prefect's runtime and what the allocator keeps. Below the goal needs Great "
+        "Expectations (and pandas) out of the run process, in a process of its own."
     )
 
 
