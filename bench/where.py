@@ -94,7 +94,7 @@ def _cost(results: Results) -> None:
         f"{g.ONE_SEED_CLI_SECONDS:.0f} s): imports are {100 * imports:.0f} % of the one-seed "
         f"run's samples; its biggest lines: {_top(one, 'run process', 6)}. Importing Prefect "
         "and Great Expectations is theirs to speed up; GX is imported only when a batch "
-        "validates, in a thread while the batch fetches."
+        "will validate, in the gate's process (TOMEFLOW_GATE_PROCESS) while the batch fetches."
     )
 
 
@@ -137,18 +137,29 @@ def _memory(results: Results, ref: SizeFigures) -> None:
         return
     from flows.settings import Settings
 
+    settings = Settings()
     ingest, gx = results.imports.get("flows.ingest"), results.imports.get("great_expectations")
-    fixed = (ingest.rss_mb if ingest else 0.0) + (gx.rss_mb if gx else 0.0)
+    base, gx_rss = (ingest.rss_mb if ingest else 0.0), (gx.rss_mb if gx else 0.0)
+    if settings.gate_process:
+        where_gx = (
+            f"great_expectations ({gx_rss:.0f} MB in a fresh process, with pandas) validates in "
+            "the gate's process, counted among the children"
+        )
+        fixed = base
+    else:
+        where_gx = (
+            f"with TOMEFLOW_GATE_PROCESS=false the run process imports great_expectations too "
+            f"({gx_rss:.0f} MB in a fresh process, with pandas)"
+        )
+        fixed = base + gx_rss
     say(
         f"- peak RSS {worst.peak_rss_mb:.0f} MB ({worst.label}; goal {g.PEAK_RSS_MB:.0f} MB): "
-        f"a fresh process holds {ingest.rss_mb if ingest else 0:.0f} MB after `import "
-        f"flows.ingest` and {gx.rss_mb if gx else 0:.0f} MB after `import great_expectations` "
-        f"(with pandas; the run process imports it to validate), about {fixed:.0f} MB together; "
-        f"the other {max(0.0, worst.peak_rss_mb - fixed):.0f} MB is the run's data: up to "
-        f"{Settings().batches_in_flight} batches of {Settings().batch_size} papers' records in "
-        "flight, about 95 KB a paper (TOMEFLOW_BATCHES_IN_FLIGHT, TOMEFLOW_BATCH_SIZE lower "
-        "it), Prefect's runtime and what the allocator keeps. Below the goal needs Great "
-        "Expectations (and pandas) out of the run process, in a process of its own."
+        f"a fresh process holds {base:.0f} MB after `import flows.ingest`; {where_gx}. The "
+        f"other {max(0.0, worst.peak_rss_mb - fixed):.0f} MB is the run's data: up to "
+        f"{settings.batches_in_flight} batches of {settings.batch_size} papers' records in "
+        "flight, about 95 KB a paper, received from the assemble process as a pickle of about "
+        "66 KB a paper (TOMEFLOW_BATCHES_IN_FLIGHT, TOMEFLOW_BATCH_SIZE lower it), Prefect's "
+        "runtime and what the allocator keeps."
     )
 
 

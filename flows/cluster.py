@@ -77,7 +77,9 @@ def worker_resources(spec: WorkerSpec) -> Resources:
     key = repr(spec)
     with _lock:
         if key not in _built:
-            settings = Settings(**{**spec.settings, "assemble_processes": 0, "data_docs": False})
+            # a Dask worker is a daemonic process, which may not start processes of its own
+            no_processes = {"assemble_processes": 0, "gate_process": False}
+            settings = Settings(**{**spec.settings, **no_processes, "data_docs": False})
             url = database_url(settings)
             if _without_password(url) != spec.database:
                 raise RuntimeError(

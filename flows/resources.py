@@ -4,7 +4,7 @@
 per-host limiter, the run's one HTTP session and the quality gate; the flow takes a
 `Resources` and a test hands in its own (a throwaway database, a session-wide gate).
 The gate is built on first use: Great Expectations and pandas are imported only when a batch
-needs validating.
+needs validating, and then in a process of the gate's own (flows/quality/process.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
-from multiprocessing import get_context
+from contextlib import contextmanager, suppress
+from multiprocessing import current_process, get_context
 from typing import TYPE_CHECKING
 
 import requests
@@ -27,7 +27,7 @@ from flows.load.migrate import ensure_schema
 from flows.settings import Settings
 
 if TYPE_CHECKING:
-    from flows.quality.gate import QualityGate
+    from flows.quality.process import Gate
 
 
 class Resources:
@@ -41,7 +41,7 @@ class Resources:
         loader: PostgresLoader,
         store: RawStore,
         limiter: PerHostRateLimiter,
-        make_gate: Callable[[], QualityGate],
+        make_gate: Callable[[], Gate],
         session: requests.Session | None = None,
     ) -> None:
         self.settings = settings
@@ -51,8 +51,8 @@ class Resources:
         self.make_gate = make_gate
         # one HTTP session (one connection pool) for every batch of every run
         self.session = session or new_session(settings.per_host_concurrency)
-        self._gate: QualityGate | None = None
-        self._gate_building: Future[QualityGate] | None = None
+        self._gate: Gate | None = None
+        self._gate_building: Future[Gate] | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -78,10 +78,18 @@ class Resources:
             return self._pool
 
     def close(self) -> None:
-        """Release the HTTP connections and the assemble processes."""
+        """Release the HTTP connections, the assemble processes and the gate's process."""
         self.session.close()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
+        with self._lock:
+            building, gate = self._gate_building, self._gate
+        if gate is None and building is not None:
+            with suppress(Exception):  # a GateProcess is made in a moment (its process starts)
+                gate = building.result(timeout=60)
+        close = getattr(gate, "close", None)
+        if close is not None:
+            close()
 
     def __repr__(self) -> str:
         return f"Resources(database={masked(self.loader.url)}, raw_store={self.store.root})"
@@ -105,13 +113,13 @@ class Resources:
             target=self._build_gate, args=(building,), name="tomeflow-gate", daemon=True
         ).start()
 
-    def _build_gate(self, building: Future[QualityGate]) -> None:
+    def _build_gate(self, building: Future[Gate]) -> None:
         try:
             building.set_result(self.make_gate())
         except BaseException as exc:  # handed to the batch that asks for the gate
             building.set_exception(exc)
 
-    def gate(self) -> QualityGate:
+    def gate(self) -> Gate:
         """The quality gate, built the first time a batch needs validating (or prepared)."""
         with self._lock:
             if self._gate is not None:
@@ -144,17 +152,22 @@ def resources_for(given: Resources | None, settings: Settings) -> Iterator[Resou
         built.close()
 
 
-def quality_gate(settings: Settings) -> QualityGate:
-    """The quality gate the settings describe (imports Great Expectations)."""
-    from flows.quality.gate import QualityGate
+def quality_gate(settings: Settings) -> Gate:
+    """The quality gate the settings describe: in a process of its own (settings.gate_process),
+    else here (this imports Great Expectations)."""
+    from flows.quality.process import GateProcess, GateSpec
     from flows.quality.suites import SUITES_DIR
 
-    return QualityGate(
+    spec = GateSpec(
         SUITES_DIR,
         settings.data_docs_dir if settings.data_docs else None,
-        reference_count_gap_tolerance=settings.reference_count_gap_tolerance,
-        drift_max_drop=settings.drift_max_drop,
+        settings.reference_count_gap_tolerance,
+        settings.drift_max_drop,
     )
+    # a daemonic process (a Dask worker, a pool's worker) may not start processes
+    if settings.gate_process and not current_process().daemon:
+        return GateProcess(spec)
+    return spec.build()
 
 
 def build_resources(settings: Settings) -> Resources:

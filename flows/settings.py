@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # a batch with fewer full texts to parse assembles in the run's own process: starting an
     # assemble process (a fresh interpreter and its imports) costs more than their parsing
     assemble_process_min_bodies: int = Field(default=50, ge=0)
+    # Great Expectations (and pandas) in a process of their own, started when a batch will
+    # validate: the run process stays ~160 MB lighter and GX imports on another core
+    gate_process: bool = True
     raw_store_dir: Path | None = Field(default=None, description="default: <home>/raw")
     data_docs_path: Path | None = Field(default=None, description="default: <home>/data_docs")
     data_docs: bool = Field(default=True, description="build Great Expectations Data Docs")

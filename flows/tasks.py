@@ -39,7 +39,7 @@ from flows.records import (
 from flows.seeds import SeedBatch, parse_batch
 
 if TYPE_CHECKING:
-    from flows.quality.gate import QualityGate
+    from flows.quality.process import Gate
 
 T = TypeVar("T")
 
@@ -126,7 +126,7 @@ def assemble(
 
 @task(name="validate-batch", cache_policy=NONE)
 def validate(
-    gate: QualityGate, loads: Sequence[PaperLoad], batch: int, max_failure_share: float
+    gate: Gate, loads: Sequence[PaperLoad], batch: int, max_failure_share: float
 ) -> BatchVerdict:
     """The before-load checkpoint: which rows may load."""
     return check_batch(gate, loads, batch, max_failure_share)
@@ -160,7 +160,7 @@ def record_refused_batch(
 
 @task(name="validate-tables", cache_policy=NONE)
 def validate_tables(
-    gate: QualityGate,
+    gate: Gate,
     loader: PostgresLoader,
     run_id: uuid.UUID,
     expected: Mapping[str, int],

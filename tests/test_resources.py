@@ -71,3 +71,31 @@ def test_a_batch_with_few_bodies_is_assembled_here_without_starting_a_process(
     assert pool is not None and res.cpu_pool() is pool  # no count given: the pool
     res.close()
     assert with_settings(assemble_processes=0).cpu_pool(1000) is None
+
+
+def test_closing_the_resources_stops_a_prepared_gate_s_process(tmp_path: Path) -> None:
+    class ProcessGate:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    gate = ProcessGate()
+    res = resources_with(lambda: gate, tmp_path)
+    res.prepare_gate()  # a batch that will validate started it; the run ends before asking
+    res.close()
+    assert gate.closed
+
+
+def test_the_settings_choose_where_great_expectations_runs(tmp_path: Path) -> None:
+    from flows.quality.gate import QualityGate
+    from flows.quality.process import GateProcess
+    from flows.resources import quality_gate
+
+    here = quality_gate(Settings(gate_process=False, data_docs=False))
+    assert isinstance(here, QualityGate)
+    there = quality_gate(Settings(gate_process=True, data_docs=False))
+    try:
+        assert isinstance(there, GateProcess)
+    finally:
+        cast(GateProcess, there).close()

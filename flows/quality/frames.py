@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 
 from flows.quality.results import QualityGateError
-from flows.quality.suites import BEFORE_LOAD_SUITES
+from flows.quality.verdict import batch_rows
 from flows.records import PaperLoad
 from flows.tables import VALIDATED
 
@@ -21,10 +21,7 @@ FRAME_DTYPES: Mapping[str, Mapping[str, str]] = {
 
 def batch_frames(loads: Sequence[PaperLoad]) -> dict[str, pd.DataFrame]:
     """The frames the before-load suites validate, from the papers whose rows will be written."""
-    return {
-        suite: batch_frame(suite, VALIDATED[suite].frame_rows(loads))
-        for suite in BEFORE_LOAD_SUITES
-    }
+    return {suite: batch_frame(suite, rows) for suite, rows in batch_rows(loads).items()}
 
 
 def batch_frame(

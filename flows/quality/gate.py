@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from great_expectations.util import convert_to_json_serializable
 
 from flows.load.db import sqlalchemy_url as to_sqlalchemy_url
 from flows.quality import docs
-from flows.quality.frames import prepared
+from flows.quality.frames import batch_frame, prepared
 from flows.quality.results import QualityGateError, QualityReport, RowFailure, SuiteError
 from flows.quality.suites import (
     BEFORE_LOAD_SUITES,
@@ -133,6 +133,12 @@ class QualityGate:
                 )
             )
         return validations
+
+    def validate_rows(
+        self, rows: Mapping[str, Sequence[tuple[Any, ...]]], batch: int
+    ) -> QualityReport:
+        """validate_batch on the frames of each suite's rows (tuples in the frame's columns)."""
+        return self.validate_batch({s: batch_frame(s, r) for s, r in rows.items()}, batch)
 
     def validate_batch(self, frames: Mapping[str, pd.DataFrame], batch: int) -> QualityReport:
         """Run every before-load suite on its frame of this batch."""

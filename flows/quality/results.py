@@ -19,6 +19,9 @@ class SuiteError(ValueError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[SuiteError], tuple[Path, str]]:
+        return type(self), (self.path, self.reason)  # it crosses from the gate's process
+
 
 class QualityGateError(RuntimeError):
     """Input the gate cannot validate, or an expectation GX could not evaluate."""
@@ -27,6 +30,9 @@ class QualityGateError(RuntimeError):
         super().__init__(f"{suite}: {reason}")
         self.suite = suite
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[QualityGateError], tuple[str, str]]:
+        return type(self), (self.suite, self.reason)  # it crosses from the gate's process
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flows.entities import entity_names
 from flows.quality.results import QualityReport, RowFailure
+from flows.quality.suites import BEFORE_LOAD_SUITES
 from flows.records import PaperContent, PaperLoad, QuarantineRow
+from flows.tables import VALIDATED
 
 if TYPE_CHECKING:
-    from flows.quality.gate import QualityGate
+    from flows.quality.process import Gate
 
 Key = tuple[str, ...]
 
@@ -58,18 +60,21 @@ class BatchVerdict:
 MIN_PAPERS_FOR_SHARE = 5
 
 
+def batch_rows(loads: Sequence[PaperLoad]) -> dict[str, list[tuple[Any, ...]]]:
+    """Each before-load suite's rows of the papers written, in its frame's column order."""
+    return {suite: list(VALIDATED[suite].frame_rows(loads)) for suite in BEFORE_LOAD_SUITES}
+
+
 def check_batch(
-    gate: QualityGate, loads: Sequence[PaperLoad], batch: int, max_failure_share: float
+    gate: Gate, loads: Sequence[PaperLoad], batch: int, max_failure_share: float
 ) -> BatchVerdict:
     """Validate a batch before load and decide which of its rows may load."""
-    from flows.quality.frames import batch_frames  # pandas: only when a batch is validated
-
-    frames = batch_frames(loads)
-    rows_checked = sum(len(f) for f in frames.values())
-    report = gate.validate_batch(frames, batch)
+    rows = batch_rows(loads)
+    rows_checked = sum(len(r) for r in rows.values())
+    report = gate.validate_rows(rows, batch)
     # rows alone would let a few rejected papers hide among thousands of good mention rows:
     # the share that counts is the larger of the papers' and the rows'
-    papers_checked = len(frames["papers"])
+    papers_checked = len(rows["papers"])
     papers_rejected = len({f.paper_id for f in report.row_failures if f.suite == "papers"})
     counted = papers_checked >= MIN_PAPERS_FOR_SHARE
     paper_share = papers_rejected / papers_checked if counted else 0.0
