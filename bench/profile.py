@@ -11,7 +11,8 @@ given one label, read from its stack:
   `-> <package>` when the time is spent in a library's code below it;
 - `<package> (no tomeflow frame)`: a library's own thread (prefect's event loop, ...).
 
-The labels are summed per process (run process, assemble process, Prefect server), and the
+The labels are summed per process (the run process, its worker processes: the assemble
+process and the gate's process, told apart by their code; a Prefect server), and the
 biggest are printed as shares of that process's samples: the profile lines beside a goal.
 """
 
@@ -31,7 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OURS = ("flows",)
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 # a process frame's command line may hold ";" itself (python -c "...; ..."): read it first
-_PROCESS = re.compile(r'process \d+:"(?P<cmd>.*?)"(?:;|$)')
+_PROCESS = re.compile(r'process (?P<pid>\d+):"(?P<cmd>.*?)"(?:;|$)')
 
 
 def py_spy() -> str | None:
@@ -52,9 +53,12 @@ def profiled(cmd: Sequence[str], out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def role(command: str) -> str:
-    """Which process of the run a sample's process is."""
+def role(command: str, frames: Sequence[tuple[str, str]] = ()) -> str:
+    """Which process of the run a sample's process is (its command, else its frames)."""
     if "multiprocessing" in command and "resource_tracker" not in command:
+        # the assemble and the gate processes are both spawned workers: their code tells
+        if any(file.endswith("flows/quality/process.py") for _, file in frames):
+            return "gate process"
         return "assemble process"
     if "uvicorn" in command or "prefect.server" in command or "server start" in command:
         return "Prefect server"
@@ -110,18 +114,19 @@ def label(frames: Sequence[tuple[str, str]]) -> str:
     return where if leaf in OURS else f"{where} -> {leaf}"
 
 
-def parse_line(line: str) -> tuple[str, list[tuple[str, str]], int] | None:
-    """(process role, frames, samples) of one raw line; None for a line that is not one."""
+def parse_line(line: str) -> tuple[str, int, list[tuple[str, str]], int] | None:
+    """(process command, pid, frames, samples) of one raw line; None for one that is not."""
     stack, _, count = line.rstrip("\n").rpartition(" ")
     if not stack or not count.isdigit():
         return None
-    command, frames = "", []
+    command, pid, frames = "", 0, []
     while (process := _PROCESS.match(stack)) is not None:
-        command, stack = process.group("cmd"), stack[process.end() :]
+        command, pid = process.group("cmd"), int(process.group("pid"))
+        stack = stack[process.end() :]
     for part in stack.split(";") if stack else ():
         frame = _FRAME.match(part)
         frames.append((frame.group("func"), frame.group("file")) if frame else (part, ""))
-    return role(command), frames, int(count)
+    return command, pid, frames, int(count)
 
 
 @dataclass(slots=True)
@@ -132,13 +137,20 @@ class Profile:
 
     @classmethod
     def read(cls, lines: Iterable[str]) -> Profile:
-        profile = cls()
+        by_pid: dict[int, Counter[str]] = {}
+        roles: dict[int, str] = {}
         for line in lines:
             parsed = parse_line(line)
             if parsed is None:
                 continue
-            who, frames, count = parsed
-            profile.samples.setdefault(who, Counter())[label(frames)] += count
+            command, pid, frames, count = parsed
+            by_pid.setdefault(pid, Counter())[label(frames)] += count
+            who = role(command, frames)
+            if roles.get(pid) in (None, "assemble process"):
+                roles[pid] = who  # one gate frame names the whole process
+        profile = cls()
+        for pid, labels in by_pid.items():
+            profile.samples.setdefault(roles[pid], Counter()).update(labels)
         return profile
 
     @classmethod

@@ -13,7 +13,7 @@ from bench import figures as g
 from bench.figures import Results, RunFigures, SizeFigures
 from bench.profile import RATE, ProfiledRun
 
-ROLES = ("run process", "assemble process", "Prefect server")
+ROLES = ("run process", "assemble process", "gate process", "Prefect server")
 
 
 def heading(text: str) -> None:
@@ -61,10 +61,11 @@ def _first_run(ref: SizeFigures, results: Results) -> None:
     needed = run.cpu + run.postgres_cpu
     say(
         f"- {ref.papers:,} papers, first run, {run.wall:.1f} s (goal {wall_goal:.0f} s): the run "
-        f"needs {needed:.1f} CPU-s, the run process {run.cpu_self:.1f} + its assemble process "
-        f"{run.cpu_children:.1f} + PostgreSQL {run.postgres_cpu:.1f}; on {cores} cores that is "
-        f"at least {needed / cores:.1f} s however well the stages overlap (the machine was busy "
-        f"{run.machine_cpu / run.process_wall:.2f} of {cores} cores on average)."
+        f"needs {needed:.1f} CPU-s, the run process {run.cpu_self:.1f} + its processes "
+        f"(assemble, gate) {run.cpu_children:.1f} + PostgreSQL {run.postgres_cpu:.1f}; on "
+        f"{cores} cores that is at least {needed / cores:.1f} s however well the stages "
+        f"overlap (the machine was busy {run.machine_cpu / run.process_wall:.2f} of {cores} "
+        "cores on average)."
     )
     load = ref.load
     if load is not None and load.sections_seconds:
@@ -85,7 +86,8 @@ def _cost(results: Results) -> None:
     say(
         f"- CPU per paper (goal {g.CPU_MS_PER_PAPER:.0f} CPU-ms), from the profiled first run "
         f"({sized.what if sized else 'none'}): the run process: {_top(sized, 'run process', 5)}; "
-        f"the assemble process: {_top(sized, 'assemble process', 5)}."
+        f"its assemble process: {_top(sized, 'assemble process', 5)}; the gate's process: "
+        f"{_top(sized, 'gate process', 3)}."
     )
     one = _profile(results, one_seed=True)
     imports = one.profile.share("run process", "import ") if one and one.profile else 0.0

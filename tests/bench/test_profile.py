@@ -18,7 +18,7 @@ IMPORT = (
 def frames(*names: str) -> list[tuple[str, str]]:
     parsed = parse_line(";".join([RUN, *names]) + " 1")
     assert parsed is not None
-    return parsed[1]
+    return parsed[2]
 
 
 def test_an_import_is_labelled_with_the_outermost_package_not_ours() -> None:
@@ -66,6 +66,7 @@ def test_samples_are_summed_per_process_and_shares_are_of_that_process() -> None
     profile = Profile.read(lines)
     assert profile.total("run process") == 100
     assert profile.total("assemble process") == 25
+    assert profile.total("gate process") == 0
     assert profile.top("run process", 1) == [("import great_expectations", 0.7)]
     assert profile.share("run process", "import ") == 0.7
     assert profile.seconds() == 125 / RATE
@@ -82,3 +83,17 @@ def test_full_filenames_are_read_as_import_paths() -> None:
 
 def test_a_thread_without_python_frames_has_a_label_of_its_own() -> None:
     assert label([]).startswith("no Python frame")
+
+
+def test_the_gate_s_process_is_told_from_the_assemble_process_by_its_code() -> None:
+    gate = WORKER.replace("process 11:", "process 12:")
+    lines = [
+        f"{RUN};{gate};_bootstrap (threading.py:1);{IMPORT};<module> (pandas/__init__.py:1) 5",
+        f"{RUN};{gate};_start (flows/quality/process.py:80);{IMPORT};"
+        "<module> (great_expectations/__init__.py:1) 40",
+        f"{RUN};{WORKER};assemble_batch (flows/assemble.py:40) 25",
+    ]
+    profile = Profile.read(lines)
+    assert profile.total("gate process") == 45
+    assert profile.top("gate process", 1) == [("import great_expectations", 40 / 45)]
+    assert profile.total("assemble process") == 25
