@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import pickle
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,7 @@ from flows.quality.suites import (
 from flows.quality.verdict import check_batch
 from flows.records import PaperLoad
 from flows.settings import PROJECT_ROOT
-from tests.quality.test_verdict import load  # noqa: F401  (a fixture)
+from tests.quality.test_verdict import dated_papers, load  # noqa: F401  (load: a fixture)
 
 
 def spec(docs: Path | None = None) -> GateSpec:
@@ -45,13 +43,7 @@ def test_the_gate_in_its_process_finds_what_the_gate_here_finds(
     gate_process: GateProcess,
     tmp_path: Path,
 ) -> None:
-    def paper(n: int, year: int) -> PaperLoad:
-        record = replace(
-            load.paper, paper_id=f"PMC{n}", published_on=dt.date(year, 1, 1), seed_path=f"{n}.md"
-        )
-        return replace(load, paper=record)
-
-    loads = [paper(n, 1700 if n < 2 else 2025) for n in range(6)]
+    loads = dated_papers(load, 1700, 2, 6)
     here = check_batch(session_gate, loads, 1, max_failure_share=0.5)
     there = check_batch(gate_process, loads, 1, max_failure_share=0.5)
     assert there == here

@@ -33,6 +33,21 @@ def load(tmp_path: Path) -> PaperLoad:
     return made
 
 
+def dated_papers(load: PaperLoad, year: int, dated: int, papers: int) -> list[PaperLoad]:
+    """`papers` copies of load under their own ids, the first `dated` published in year."""
+
+    def paper(n: int, published: int) -> PaperLoad:
+        record = replace(
+            load.paper,
+            paper_id=f"PMC{n}",
+            published_on=dt.date(published, 1, 1),
+            seed_path=f"{n}.md",
+        )
+        return replace(load, paper=record)
+
+    return [paper(n, year if n < dated else 2025) for n in range(papers)]
+
+
 def failure(suite: str, *key: object, column: str = "x", value: object = "v") -> RowFailure:
     return RowFailure(suite, PMC, (PMC, *key), "expect_something", column, value)
 
@@ -114,13 +129,7 @@ def test_the_gate_counts_rejected_papers_not_only_rows(
     load: PaperLoad, session_gate: QualityGate
 ) -> None:
     # 4 of 6 papers dated 1700: a few percent of all the batch's rows, but most of its papers
-    def paper(n: int, year: int) -> PaperLoad:
-        record = replace(
-            load.paper, paper_id=f"PMC{n}", published_on=dt.date(year, 1, 1), seed_path=f"{n}.md"
-        )
-        return replace(load, paper=record)
-
-    loads = [paper(n, 1700 if n < 4 else 2025) for n in range(6)]
+    loads = dated_papers(load, 1700, 4, 6)
     verdict = check_batch(session_gate, loads, 1, max_failure_share=0.2)
     assert (verdict.papers_checked, verdict.papers_rejected) == (6, 4)
     assert verdict.rows_checked > 100 * 4  # the rows' share alone would stay under 5%
