@@ -100,41 +100,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return FAILED_EXIT if findings else 0
 
 
-class StageBars:
-    """A progress bar per stage, on a terminal (rich, which Prefect brings)."""
-
-    def __init__(self, console: Any = None) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console,
-        )  # fmt: skip
-        self.tasks: dict[str, Any] = {}
-
-    def started(self, documents: int) -> None:
-        """One bar per stage, each counting the run's documents."""
-        from flows.watch import STAGES
-
-        self.progress.start()
-        self.tasks = {s: self.progress.add_task(s, total=documents) for s in STAGES}
-
-    def advance(self, stage: str, papers: int) -> None:
-        """A batch is through a stage."""
-        if stage in self.tasks:
-            self.progress.advance(self.tasks[stage], papers)
-
-    def finished(self) -> None:
-        """The run's batches are done."""
-        self.progress.stop()
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the ingest flow and print what it loaded."""
     settings = _settings()
@@ -151,6 +116,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     _database(settings)
+    from flows.quality.process import close_early
+    from flows.resources import start_gate_early
+
+    # before Prefect is imported: Great Expectations imports meanwhile, on the other core
+    batch_size = args.batch_size or settings.batch_size
+    start_gate_early(settings, seeds, batch_size, rewrite=args.full_refresh or bool(args.only))
+    try:
+        return _run(args, settings, seeds)
+    finally:
+        close_early()
+
+
+def _run(args: argparse.Namespace, settings: Any, seeds: Path) -> int:
     from flows import watch
     from flows.ingest import DataQualityError, ingest, task_runner
     from flows.report import RunSummary
@@ -160,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ingest = ingest.with_options(task_runner=task_runner(chosen))
 
     # bars on a terminal; piped or in a scheduler's log, the plain log lines say the same
-    stop_watching = watch.listen(StageBars()) if sys.stderr.isatty() else (lambda: None)
+    stop_watching = watch.listen(watch.StageBars()) if sys.stderr.isatty() else (lambda: None)
     try:
         state = ingest(
             seeds=str(seeds),

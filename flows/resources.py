@@ -13,9 +13,12 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
+from hashlib import sha256
 from multiprocessing import current_process, get_context
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 import requests
 
 from flows.fetch.limits import PerHostRateLimiter
@@ -24,10 +27,11 @@ from flows.fetch.transport import new_session
 from flows.load.db import database_url, masked
 from flows.load.loader import PostgresLoader
 from flows.load.migrate import ensure_schema
+from flows.seeds import discover_seeds, document_name, seeds_root
 from flows.settings import Settings
 
 if TYPE_CHECKING:
-    from flows.quality.process import Gate
+    from flows.quality.process import Gate, GateSpec
 
 
 class Resources:
@@ -152,22 +156,63 @@ def resources_for(given: Resources | None, settings: Settings) -> Iterator[Resou
         built.close()
 
 
-def quality_gate(settings: Settings) -> Gate:
-    """The quality gate the settings describe: in a process of its own (settings.gate_process),
-    else here (this imports Great Expectations)."""
-    from flows.quality.process import GateProcess, GateSpec
+def gate_spec(settings: Settings) -> GateSpec:
+    """How the settings build the quality gate."""
+    from flows.quality.process import GateSpec
     from flows.quality.suites import SUITES_DIR
 
-    spec = GateSpec(
+    return GateSpec(
         SUITES_DIR,
         settings.data_docs_dir if settings.data_docs else None,
         settings.reference_count_gap_tolerance,
         settings.drift_max_drop,
     )
+
+
+def quality_gate(settings: Settings) -> Gate:
+    """The quality gate the settings describe: in a process of its own (settings.gate_process;
+    the one start_gate_early began, if any), else here (this imports Great Expectations)."""
+    from flows.quality.process import GateProcess, take_early
+
+    spec = gate_spec(settings)
     # a daemonic process (a Dask worker, a pool's worker) may not start processes
     if settings.gate_process and not current_process().daemon:
-        return GateProcess(spec)
+        return take_early(spec) or GateProcess(spec)
     return spec.build()
+
+
+def start_gate_early(settings: Settings, seeds: Path, batch_size: int, rewrite: bool) -> bool:
+    """Start the gate's process before the run when the run's first batch will validate: a
+    seed of it is new or changed (or `rewrite`: every paper is rewritten). Great Expectations
+    then imports on the other core while the caller imports Prefect and the run begins; the
+    run's first gate takes it (quality_gate), close_early stops one no run took. Whether the
+    gate was started."""
+    from flows.quality.process import start_early
+
+    if not settings.gate_process:
+        return False
+    if not rewrite and not first_batch_changed(database_url(settings), seeds, batch_size):
+        return False
+    start_early(gate_spec(settings))
+    return True
+
+
+def first_batch_changed(url: str, seeds: Path, batch_size: int) -> bool:
+    """Whether a seed of the first batch is not in the tables with the same bytes."""
+    root = seeds_root(seeds)
+    paths = {document_name(p, root): p for p in discover_seeds(seeds)[:batch_size]}
+    try:
+        stored = PostgresLoader(url).stored_seeds(list(paths))
+    except psycopg.errors.UndefinedTable:  # a database not migrated yet: every seed is new
+        return bool(paths)
+    for name, path in paths.items():
+        known = stored.get(name)
+        try:
+            if known is None or known.source_sha256 != sha256(path.read_bytes()).hexdigest():
+                return True
+        except OSError:  # the run reports an unreadable seed; it validates nothing for it
+            continue
+    return False
 
 
 def build_resources(settings: Settings) -> Resources:

@@ -1,15 +1,15 @@
 """Who is watching a run from this process: listeners told how far each stage has got.
 
 The flow tells `started(documents)` once and `advance(stage, papers)` after each stage of
-each batch; the CLI listens with progress bars on a terminal. With no listener it costs a
-list lookup.
+each batch; the CLI listens with progress bars on a terminal (StageBars). With no listener
+it costs a list lookup.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 STAGES = ("parse", "fetch", "assemble", "validate", "load")
 
@@ -55,3 +55,36 @@ def finished() -> None:
     """The run ended."""
     for listener in list(_listeners):
         listener.finished()
+
+
+class StageBars:
+    """A progress bar per stage, on a terminal (rich, which Prefect brings)."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console,
+        )  # fmt: skip
+        self.tasks: dict[str, Any] = {}
+
+    def started(self, documents: int) -> None:
+        """One bar per stage, each counting the run's documents."""
+        self.progress.start()
+        self.tasks = {s: self.progress.add_task(s, total=documents) for s in STAGES}
+
+    def advance(self, stage: str, papers: int) -> None:
+        """A batch is through a stage."""
+        if stage in self.tasks:
+            self.progress.advance(self.tasks[stage], papers)
+
+    def finished(self) -> None:
+        """The run's batches are done."""
+        self.progress.stop()

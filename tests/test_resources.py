@@ -99,3 +99,44 @@ def test_the_settings_choose_where_great_expectations_runs(tmp_path: Path) -> No
         assert isinstance(there, GateProcess)
     finally:
         cast(GateProcess, there).close()
+
+
+def test_a_gate_started_early_is_the_one_the_run_s_gate_takes(tmp_path: Path) -> None:
+    from flows.quality import process
+    from flows.resources import gate_spec, quality_gate
+
+    settings = Settings(gate_process=True, data_docs_dir=tmp_path / "docs")
+    process.start_early(gate_spec(settings))
+    process.start_early(gate_spec(settings))  # asked again: still one process
+    early = process._early[gate_spec(settings)]
+    taken = quality_gate(settings)
+    later = quality_gate(settings)  # the next gate is a process of its own
+    try:
+        assert taken is early and later is not early
+        assert process.take_early(gate_spec(settings)) is None
+    finally:
+        cast(process.GateProcess, taken).close()
+        cast(process.GateProcess, later).close()
+
+
+def test_a_gate_started_early_that_no_run_took_is_stopped(tmp_path: Path) -> None:
+    from flows.quality import process
+    from flows.resources import gate_spec
+
+    spec = gate_spec(Settings(gate_process=True, data_docs_dir=tmp_path / "docs"))
+    process.start_early(spec)
+    workers = list(process._early[spec]._pool._processes.values())
+    process.close_early()
+    assert process.take_early(spec) is None
+    assert [w.exitcode for w in workers] == [0]  # ended, and cleanly
+
+
+def test_no_gate_starts_early_when_the_settings_keep_it_in_the_run_s_process(
+    tmp_path: Path,
+) -> None:
+    from flows.quality import process
+    from flows.resources import start_gate_early
+
+    settings = Settings(gate_process=False)
+    assert not start_gate_early(settings, tmp_path, 500, rewrite=True)
+    assert process._early == {}

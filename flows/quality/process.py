@@ -7,6 +7,8 @@ while the run goes on fetching. The run then hands it each batch's rows to valid
 in the frames' column order; the frames are built there), the after-load checks and the Data
 Docs: everything one GX context does, in one process, so that the Data Docs show every
 validation of the run. `Gate` is what the run asks of a gate, in its process or in this one.
+A caller that knows a run will validate (`tomeflow run`, flows/resources.start_gate_early)
+starts the gate's process before the run begins; the run's first gate takes it (take_early).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import atexit
 import gc
 import multiprocessing
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -143,3 +146,30 @@ class GateProcess:
 
     def __repr__(self) -> str:
         return f"GateProcess(docs={self._spec.data_docs_dir})"
+
+
+# in the run's process: gates started before the run by a caller that knows it will validate
+_early: dict[GateSpec, GateProcess] = {}
+_early_lock = threading.Lock()
+
+
+def start_early(spec: GateSpec) -> None:
+    """Start a gate's process now, for the run's gate of this spec to take (take_early)."""
+    with _early_lock:
+        if spec not in _early:
+            _early[spec] = GateProcess(spec)
+
+
+def take_early(spec: GateSpec) -> GateProcess | None:
+    """The gate of this spec started early, now the caller's to close; None if there is none."""
+    with _early_lock:
+        return _early.pop(spec, None)
+
+
+def close_early() -> None:
+    """Stop the gates started early that no run took."""
+    with _early_lock:
+        left = list(_early.values())
+        _early.clear()
+    for gate in left:
+        gate.close()

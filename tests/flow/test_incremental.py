@@ -22,7 +22,7 @@ from prefect.client.schemas.filters import (
 
 from bench.synth import SynthPaper, make_paper, write_seeds
 from flows import resources, watch
-from flows.cli import StageBars, main
+from flows.cli import main
 from flows.fetch.limits import slot_key
 from flows.ingest import ingest
 from flows.seeds import batch as seeds_batch
@@ -281,10 +281,47 @@ def test_the_cli_draws_a_bar_per_stage_on_a_terminal() -> None:
     from rich.console import Console
 
     out = io.StringIO()
-    bars = StageBars(Console(file=out, force_terminal=True, width=100))
+    bars = watch.StageBars(Console(file=out, force_terminal=True, width=100))
     bars.started(4)
     for stage in watch.STAGES:
         bars.advance(stage, 4)
     bars.finished()
     text = out.getvalue()
     assert all(stage in text for stage in watch.STAGES) and "4/4" in text
+
+
+def test_the_first_batch_changed_until_its_seeds_are_loaded_with_these_bytes(
+    tmp_path: Path, tomeflow_env: str, empty_db_url: str, papers: list[SynthPaper]
+) -> None:
+    seeds = tmp_path / "seeds"
+    assert resources.first_batch_changed(empty_db_url, seeds, 500)  # not migrated: all new
+    assert resources.first_batch_changed(tomeflow_env, seeds, 500)  # migrated, nothing loaded
+    ingest(seeds=str(seeds))
+    assert not resources.first_batch_changed(tomeflow_env, seeds, 500)
+    last = sorted(seeds.iterdir())[-1]
+    last.write_text(last.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert not resources.first_batch_changed(tomeflow_env, seeds, 2)  # changed, in batch 3
+    assert resources.first_batch_changed(tomeflow_env, seeds, 500)
+
+
+def test_tomeflow_run_starts_the_gate_before_prefect_and_the_run_takes_it(
+    tmp_path: Path,
+    tomeflow_env: str,
+    papers: list[SynthPaper],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.quality import process
+
+    monkeypatch.setenv("TOMEFLOW_DATA_DOCS", "true")  # the run's own gate (tomeflow_env)
+    get_settings.cache_clear()
+    started: list[object] = []
+    taken: list[object] = []
+    start, take = process.start_early, process.take_early
+    monkeypatch.setattr(process, "start_early", lambda spec: started.append(start(spec)))
+    monkeypatch.setattr(process, "take_early", lambda spec: taken.append(take(spec)) or taken[-1])
+    seeds = str(tmp_path / "seeds")
+    assert main(["run", "--seeds", seeds]) == 0
+    assert len(started) == 1 and [type(t) for t in taken] == [process.GateProcess]
+    assert process._early == {}
+    assert main(["run", "--seeds", seeds]) == 0  # nothing changed: no gate, early or late
+    assert len(started) == 1 and len(taken) == 1 and process._early == {}
