@@ -184,7 +184,8 @@ class Results:
     corpus_seconds: float = 0.0
     imports: dict[str, Timing] = field(default_factory=dict)
     hot: dict[str, float] = field(default_factory=dict)
-    one_seed: RunFigures | None = None
+    one_seed: RunFigures | None = None  # into a migrated database, as every later run meets it
+    migration: Timing | None = None  # migrating a fresh database, once per database
     cli: CliFigures | None = None
     sizes: list[SizeFigures] = field(default_factory=list)
     stored_rss: dict[int, tuple[float, str]] = field(default_factory=dict)  # earlier runs

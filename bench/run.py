@@ -239,13 +239,14 @@ class Bench:
             return ProfiledRun(what, error=f"exit {stats.returncode}: {tail(log, 400)}")
         return ProfiledRun(what, Profile.load(out), stats.wall)
 
-    def migrate(self, db: str) -> None:
+    def migrate(self, db: str) -> Timing:
         """Bring a scratch database to tomeflow's newest schema (in a child: alembic logs)."""
         log, _ = self._paths("migrate")
         code = "import sys; from flows.load.migrate import upgrade; upgrade(sys.argv[1])"
         stats = run_sampled([sys.executable, "-c", code, db], self.base_env(), log, PROJECT_ROOT)
         if stats.returncode != 0:
             raise self._failed("migrate", log, f"exit {stats.returncode}")
+        return Timing(stats.wall, stats.cpu, stats.peak_rss_mb)
 
     def prepare_temporary_server_database(self) -> float:
         """Migrate the database the (b) reruns' temporary server opens, as a used install has."""
@@ -334,6 +335,7 @@ def profile_runs(bench: Bench, one: Path, papers: int, seeds: Path) -> list[Prof
     """A one-seed `tomeflow run` and a first run of `papers`, each under py-spy."""
     profiles = []
     with tempfile.TemporaryDirectory(dir=bench.root) as tmp, scratch_database("spy1") as db:
+        bench.migrate(db)  # as the measured one-seed runs meet it
         cmd = [str(BIN / "tomeflow"), "run", "--seeds", str(one)]
         env = bench.run_env(db, Path(tmp) / "home", api=True)
         profiles.append(bench.profiled("one seed, tomeflow run", cmd, env))
@@ -495,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         print("one seed:", flush=True)
         with tempfile.TemporaryDirectory(dir=root) as tmp, scratch_database("one") as db:
+            # as every run after a database's first meets it: migrated (timed on its own)
+            results.migration = bench.migrate(db)
             results.one_seed = bench.ingest_run(
                 "one seed, first run (running server)",
                 1,
@@ -504,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 api=True,
             )
         with tempfile.TemporaryDirectory(dir=root) as tmp, scratch_database("cli") as db:
+            bench.migrate(db)
             results.cli = bench.cli_run(seeds[1], db, Path(tmp) / "home")
 
         for papers in args.papers:
