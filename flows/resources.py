@@ -191,7 +191,10 @@ def start_gate_early(settings: Settings, seeds: Path, batch_size: int, rewrite: 
 
     if not settings.gate_process:
         return False
-    if not rewrite and not first_batch_changed(database_url(settings), seeds, batch_size):
+    try:
+        if not rewrite and not first_batch_changed(database_url(settings), seeds, batch_size):
+            return False
+    except (OSError, psycopg.Error):  # a guess only: the run itself meets it and says so
         return False
     start_early(gate_spec(settings))
     return True

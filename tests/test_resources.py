@@ -140,3 +140,16 @@ def test_no_gate_starts_early_when_the_settings_keep_it_in_the_run_s_process(
     settings = Settings(gate_process=False)
     assert not start_gate_early(settings, tmp_path, 500, rewrite=True)
     assert process._early == {}
+
+
+def test_a_database_that_does_not_answer_starts_no_gate_early_and_raises_nothing(
+    tmp_path: Path, unanswered_port: int
+) -> None:
+    from flows.quality import process
+    from flows.resources import start_gate_early
+
+    (tmp_path / "a.md").write_text("# a seed\n", encoding="utf-8")
+    url = f"postgresql://postgres@127.0.0.1:{unanswered_port}/test?connect_timeout=1"
+    settings = Settings(gate_process=True, DATABASE_URL=url)
+    assert not start_gate_early(settings, tmp_path, 500, rewrite=False)
+    assert process._early == {}
