@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
-from hashlib import sha256
 from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +26,8 @@ from flows.fetch.transport import new_session
 from flows.load.db import database_url, masked
 from flows.load.loader import PostgresLoader
 from flows.load.migrate import ensure_schema
-from flows.seeds import discover_seeds, document_name, seeds_root
+from flows.records import KnownSeed
+from flows.seeds import all_unchanged, discover_seeds, document_name, seeds_root
 from flows.settings import Settings
 
 if TYPE_CHECKING:
@@ -203,19 +203,15 @@ def start_gate_early(settings: Settings, seeds: Path, batch_size: int, rewrite: 
 def first_batch_changed(url: str, seeds: Path, batch_size: int) -> bool:
     """Whether a seed of the first batch is not in the tables with the same bytes."""
     root = seeds_root(seeds)
-    paths = {document_name(p, root): p for p in discover_seeds(seeds)[:batch_size]}
+    paths = discover_seeds(seeds)[:batch_size]
     try:
-        stored = PostgresLoader(url).stored_seeds(list(paths))
+        stored = PostgresLoader(url).stored_seeds([document_name(p, root) for p in paths])
     except psycopg.errors.UndefinedTable:  # a database not migrated yet: every seed is new
         return bool(paths)
-    for name, path in paths.items():
-        known = stored.get(name)
-        try:
-            if known is None or known.source_sha256 != sha256(path.read_bytes()).hexdigest():
-                return True
-        except OSError:  # the run reports an unreadable seed; it validates nothing for it
-            continue
-    return False
+    known = {name: KnownSeed(name, s.paper_id, s.source_sha256)
+             for name, s in stored.items() if s.source_sha256}  # fmt: skip
+    # the flow's own test of a rerun batch: every file known, its bytes hashing the same
+    return all_unchanged(paths, known, root) is None
 
 
 def build_resources(settings: Settings) -> Resources:
