@@ -192,3 +192,28 @@ class Results:
     runners: tuple[RunFigures, RunFigures] | None = None  # local, then two Dask workers
     notes: list[str] = field(default_factory=list)
     profiles: list[ProfiledRun] = field(default_factory=list)  # py-spy: where the time goes
+
+    def cpu_per_paper(self) -> tuple[float, str] | None:
+        """CPU-ms per paper from two first runs: 10k and 1k, else the largest and the smallest."""
+        runs = {s.papers: s.first for s in self.sizes}
+        if 1000 in runs and 10_000 in runs:
+            small, large = runs[1000], runs[10_000]
+        elif len(runs) >= 2:
+            small, large = runs[min(runs)], runs[max(runs)]
+        elif runs and self.one_seed is not None:
+            small, large = self.one_seed, next(iter(runs.values()))
+        else:
+            return None
+        if large.papers == small.papers:
+            return None
+        per_paper = 1000 * (large.cpu - small.cpu) / (large.papers - small.papers)
+        how = (
+            f"(CPU of the {large.papers:,} first run {large.cpu:.1f} s - of the "
+            f"{small.papers:,} first run {small.cpu:.1f} s) / {large.papers - small.papers:,}"
+        )
+        return per_paper, how
+
+    def fixed_cpu_goal(self) -> float:
+        """The fixed-cost goal: 3 CPU-s plus great_expectations' own import, as measured."""
+        gx = self.imports.get("great_expectations")
+        return FIXED_CPU_SECONDS + (gx.cpu if gx else 0.0)

@@ -218,32 +218,6 @@ def print_noop(results: Results) -> None:
     )
 
 
-def cpu_per_paper(results: Results) -> tuple[float, str] | None:
-    """CPU-ms per paper from two first runs: 10k and 1k, else the largest and the smallest."""
-    runs = {s.papers: s.first for s in results.sizes}
-    if 1000 in runs and 10_000 in runs:
-        small, large = runs[1000], runs[10_000]
-    elif len(runs) >= 2:
-        small, large = runs[min(runs)], runs[max(runs)]
-    elif runs and results.one_seed is not None:
-        small, large = results.one_seed, next(iter(runs.values()))
-    else:
-        return None
-    if large.papers == small.papers:
-        return None
-    per_paper = 1000 * (large.cpu - small.cpu) / (large.papers - small.papers)
-    how = (
-        f"(CPU of the {large.papers:,} first run {large.cpu:.1f} s - of the "
-        f"{small.papers:,} first run {small.cpu:.1f} s) / {large.papers - small.papers:,}"
-    )
-    return per_paper, how
-
-
-def fixed_cpu_goal(results: Results) -> float:
-    gx = results.imports.get("great_expectations")
-    return g.FIXED_CPU_SECONDS + (gx.cpu if gx else 0.0)
-
-
 def print_cost(results: Results) -> None:
     heading("3. cost per paper and per invocation")
     for module, timing in results.imports.items():
@@ -252,7 +226,7 @@ def print_cost(results: Results) -> None:
             f"{timing.wall:.2f} s wall",
             f"{timing.cpu:.2f} CPU-s (a fresh process, median of 3)",
         )
-    per_paper = cpu_per_paper(results)
+    per_paper = results.cpu_per_paper()
     if per_paper is not None:
         value, how = per_paper
         line(
@@ -263,7 +237,7 @@ def print_cost(results: Results) -> None:
         print(f"      {how}")
     one = results.one_seed
     if one is not None:
-        target = fixed_cpu_goal(results)
+        target = results.fixed_cpu_goal()
         line(
             "fixed CPU per invocation",
             f"{one.cpu:.2f} CPU-s",
@@ -454,7 +428,7 @@ def first_run_row(ref: SizeFigures) -> Row:
 
 
 def cost_row(results: Results) -> Row:
-    per_paper, one, fixed = cpu_per_paper(results), results.one_seed, fixed_cpu_goal(results)
+    per_paper, one, fixed = results.cpu_per_paper(), results.one_seed, results.fixed_cpu_goal()
     paper = ("-", "-")
     if per_paper is not None:
         paper = (f"{per_paper[0]:.2f} CPU-ms", _x(per_paper[0], g.CPU_MS_PER_PAPER))
