@@ -27,7 +27,7 @@ from flows.load.db import database_url, masked
 from flows.load.loader import PostgresLoader
 from flows.load.migrate import ensure_schema
 from flows.records import KnownSeed
-from flows.seeds import all_unchanged, discover_seeds, document_name, seeds_root
+from flows.seeds import discover_seeds, document_name, parse_batch, seeds_root
 from flows.settings import Settings
 
 if TYPE_CHECKING:
@@ -183,10 +183,10 @@ def quality_gate(settings: Settings) -> Gate:
 
 def start_gate_early(settings: Settings, seeds: Path, batch_size: int, rewrite: bool) -> bool:
     """Start the gate's process before the run when the run's first batch will validate: a
-    seed of it is new or changed (or `rewrite`: every paper is rewritten). Great Expectations
-    then imports on the other core while the caller imports Prefect and the run begins; the
-    run's first gate takes it (quality_gate), close_early stops one no run took. Whether the
-    gate was started."""
+    seed of it is new or changed and parses (or `rewrite`: every paper is rewritten). Great
+    Expectations then imports on the other core while the caller imports Prefect and the run
+    begins; the run's first gate takes it (quality_gate), close_early stops one no run took.
+    Whether the gate was started."""
     from flows.quality.process import start_early
 
     if not settings.gate_process:
@@ -201,17 +201,20 @@ def start_gate_early(settings: Settings, seeds: Path, batch_size: int, rewrite: 
 
 
 def first_batch_changed(url: str, seeds: Path, batch_size: int) -> bool:
-    """Whether a seed of the first batch is not in the tables with the same bytes."""
+    """Whether the first batch holds a seed the flow will read into a paper: one not in the
+    tables with the same bytes, and that parses. A page quarantined whole on every run (no
+    title, say) does not count: a batch of it and unchanged seeds validates nothing."""
     root = seeds_root(seeds)
     paths = discover_seeds(seeds)[:batch_size]
     try:
         stored = PostgresLoader(url).stored_seeds([document_name(p, root) for p in paths])
     except psycopg.errors.UndefinedTable:  # a database not migrated yet: every seed is new
-        return bool(paths)
+        stored = {}
     known = {name: KnownSeed(name, s.paper_id, s.source_sha256)
              for name, s in stored.items() if s.source_sha256}  # fmt: skip
-    # the flow's own test of a rerun batch: every file known, its bytes hashing the same
-    return all_unchanged(paths, known, root) is None
+    # the flow's own reading, one file at a time: unchanged bytes hash, others parse, and the
+    # first paper read answers (a first run parses one seed here)
+    return any(parse_batch([path], known, root).papers for path in paths)
 
 
 def build_resources(settings: Settings) -> Resources:

@@ -304,6 +304,31 @@ def test_the_first_batch_changed_until_its_seeds_are_loaded_with_these_bytes(
     assert resources.first_batch_changed(tomeflow_env, seeds, 500)
 
 
+def test_a_page_quarantined_whole_on_every_run_starts_no_gate_early(
+    tmp_path: Path,
+    tomeflow_env: str,
+    papers: list[SynthPaper],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flows.quality import process
+
+    seeds = tmp_path / "seeds"
+    ingest(seeds=str(seeds))
+    (seeds / "0-broken.md").write_text("a page without its title\n", encoding="utf-8")
+    # new bytes, first in the first batch, but the flow reads no paper from them
+    assert not resources.first_batch_changed(tomeflow_env, seeds, 500)
+    started: list[object] = []
+    monkeypatch.setattr(process, "start_early", started.append)
+    assert main(["run", "--seeds", str(seeds)]) == 0
+    assert started == []  # no gate's process to start and then wait for
+    out = capsys.readouterr().out
+    assert "0 new, 0 updated" in out and "1 quarantined" in out
+    good = sorted(seeds.glob("P*"))[0]
+    good.write_text(good.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert resources.first_batch_changed(tomeflow_env, seeds, 500)  # a seed that reads
+
+
 def test_tomeflow_run_starts_the_gate_before_prefect_and_the_run_takes_it(
     tmp_path: Path,
     tomeflow_env: str,
