@@ -21,7 +21,8 @@ FIXED_CPU_SECONDS = 3.0  # per invocation, plus great_expectations' own import
 LOAD_VS_COPY = 0.50  # load stage rows/s over raw COPY rows/s
 LOAD_VS_DLT = 5.0  # load stage rows/s over dlt merge rows/s
 ONE_SEED_CLI_SECONDS = 5.0  # `tomeflow run` of one seed, besides Prefect's server start
-STAGE_ORDER = ("parse", "fetch", "assemble", "validate", "load", "report")
+LOCK_WAIT = "wait for load lock"  # flows.batch.LOCK_WAIT: the bench reads result files only
+STAGE_ORDER = ("parse", "fetch", "assemble", "validate", "load", LOCK_WAIT, "report")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ class LoadComparison:
     dlt: DltResult
     sections_seconds: float = 0.0  # of the raw COPY: core.sections alone
     sections_plain_seconds: float = 0.0  # the same rows into a copy without the search tsvector
+    lock_wait_seconds: float = 0.0  # the load's batches waiting for the load lock, apart
 
     @property
     def load_rate(self) -> float:

@@ -179,7 +179,8 @@ def print_run(run: RunFigures, *, first: bool, wall_goal: float | None) -> None:
             "rows written",
             f"{run.rows:,}",
             f"(load stage {run.stages.get('load', 0.0):.2f} s: "
-            f"{run.load_rows_per_second:,.0f} rows/s)",
+            f"{run.load_rows_per_second:,.0f} rows/s; besides it "
+            f"{run.stages.get(g.LOCK_WAIT, 0.0):.2f} s waiting for the load lock)",
         )
 
 
@@ -302,6 +303,11 @@ def print_load(load: LoadComparison | None) -> None:
         "load stage (rows written)",
         f"{load.load_rate:,.0f} rows/s",
         f"{load.load_rows:,} rows in {load.load_seconds:.2f} s",
+    )
+    print(
+        "      the load stage's seconds summed over the batches, without the "
+        f"{load.lock_wait_seconds:.2f} s its batches waited for the load lock (another "
+        "batch's load writing)"
     )
     line(
         "raw COPY FROM STDIN",

@@ -46,6 +46,7 @@ from types import FrameType
 
 from bench import loadspeed
 from bench.figures import (
+    LOCK_WAIT,
     REFERENCE_PAPERS,
     CliFigures,
     LoadComparison,
@@ -374,6 +375,7 @@ def compare_load(
         dlt=dlt,
         sections_seconds=per_table.get("core.sections", 0.0),
         sections_plain_seconds=plain_sections,
+        lock_wait_seconds=first.stages.get(LOCK_WAIT, 0.0),
     )
 
 

@@ -133,9 +133,10 @@ def _load(ref: SizeFigures) -> None:
         f"- load stage {load.load_rate:,.0f} rows/s, {100 * share:.0f} % of the raw COPY and "
         f"{dlt} (goals {100 * g.LOAD_VS_COPY:.0f} %, {g.LOAD_VS_DLT:.0f}x): both sides "
         f"pay the search tsvector ({search:.1f} s of the raw "
-        f"COPY's {load.copy_seconds:.1f} s), which bounds any ratio; the load's own time is "
-        "summed over batches that overlap with the next batches' fetch and assemble on the "
-        "same two cores, and PostgreSQL's CPU is shared with them."
+        f"COPY's {load.copy_seconds:.1f} s), which bounds any ratio; the load's own time "
+        f"(its {load.lock_wait_seconds:.1f} s waiting for the load lock left out) is summed "
+        "over batches that overlap with the next batches' fetch and assemble on the same two "
+        "cores, and PostgreSQL's CPU is shared with them."
     )
 
 

@@ -453,6 +453,8 @@ class LoadResult:
     unchanged: tuple[str, ...] = ()
     fetch_failed: tuple[str, ...] = ()  # papers whose full text this run could not fetch
     rows_written: Mapping[str, int] = field(default_factory=dict)  # table -> rows of this batch
+    # seconds the load waited for the load lock: another batch's (or run's) load writing
+    lock_wait_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -130,7 +131,9 @@ class PostgresLoader:
     ) -> LoadResult:
         """Load a batch in one transaction: new and changed papers replace their rows."""
         with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+            asked = time.perf_counter()
             cur.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK,))
+            waited = time.perf_counter() - asked
             stored = dict(
                 cur.execute(
                     "select paper_id, content_sha256 from core.papers where paper_id = any(%s)",
@@ -156,6 +159,7 @@ class PostgresLoader:
             unchanged=tuple(p.paper_id for p in loads if p.paper_id not in changed),
             fetch_failed=tuple(p.paper_id for p in loads if p.fulltext_state.failed),
             rows_written=rows,
+            lock_wait_seconds=waited,
         )
 
     def record_rejected_batch(

@@ -205,3 +205,41 @@ def test_failure_inside_a_load_leaves_no_half_loaded_paper(
     assert query(tomeflow_env, "select status, message from ops.runs") == [
         ("failed", "RuntimeError: killed midway")
     ]
+
+
+def test_a_load_waiting_for_another_to_commit_says_so_apart_from_loading(
+    seeds: Path, tomeflow_env: str
+) -> None:
+    import threading
+    import time
+
+    import psycopg
+
+    from flows.batch import LOCK_WAIT
+    from flows.load.loader import LOAD_LOCK
+
+    def another_load(held: threading.Event) -> None:
+        # holds the load lock until the run's load waits for it, then a little longer
+        with psycopg.connect(tomeflow_env) as conn, conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK,))
+            held.set()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not query(
+                tomeflow_env,
+                "select 1 from pg_locks where locktype = 'advisory' and not granted and objid = %s",
+                LOAD_LOCK,
+            ):
+                time.sleep(0.05)
+            time.sleep(0.3)
+
+    held = threading.Event()
+    holder = threading.Thread(target=another_load, args=(held,))
+    holder.start()
+    try:
+        assert held.wait(30)
+        summary = ingest(seeds=str(seeds))
+    finally:
+        holder.join(90)
+    assert summary.counts.new == 1
+    assert summary.stage_seconds[LOCK_WAIT] >= 0.3
+    assert "load" in summary.stage_seconds

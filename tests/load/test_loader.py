@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -53,6 +55,32 @@ def test_two_runs_loading_the_same_batch_at_once_write_it_once(
     assert query(db_url, "select count(*) from core.papers") == [(3,)]
     assert query(db_url, "select count(distinct run_id) from core.sections") == [(1,)]
     assert alone["core.entity_mentions"] and alone["core.sections"]
+
+
+def test_a_load_says_how_long_it_waited_for_another_load_to_commit(
+    db_url: str, loads: list[PaperLoad]
+) -> None:
+    import psycopg
+
+    from flows.load.loader import LOAD_LOCK
+
+    loader = PostgresLoader(db_url)
+    run_id = start(loader)
+    loader.load_batch(run_id, loads[:1])
+    holding = threading.Event()
+
+    def another_load() -> None:  # holds the load lock for half a second, as a load would
+        with psycopg.connect(db_url) as conn, conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK,))
+            holding.set()
+            time.sleep(0.5)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(another_load)
+        assert holding.wait(10)
+        result = loader.load_batch(run_id, loads[1:])
+    assert result.lock_wait_seconds >= 0.4  # its wait, kept apart from its own writing
+    assert len(result.new) == 2
 
 
 def test_a_load_is_all_or_nothing(db_url: str, loads: list[PaperLoad]) -> None:
