@@ -1,9 +1,10 @@
 """The benchmark's child processes: `python -m bench.child run|import|hot --result FILE`.
 
 run     the run process: imports flows.ingest and calls ingest() once (settings come from the
-        environment the parent sets); writes the summary's figures and the process's CPU
-        (RUSAGE_SELF and RUSAGE_CHILDREN, read at exit, after Prefect has stopped a temporary
-        server it started) to FILE
+        environment the parent sets; with no PREFECT_API_URL it first starts Prefect's
+        temporary server, as `tomeflow run` does); writes the summary's figures and the
+        process's CPU (RUSAGE_SELF and RUSAGE_CHILDREN, read at exit, after the temporary
+        server has stopped) to FILE
 import  times `import <module>` alone in this fresh process
 hot     times the hot paths of the stages on one 50 KB synthetic paper
 
@@ -20,6 +21,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ def run(seeds: str, result: Path) -> None:
 
     def write_result() -> None:
         # registered before prefect is imported, so it runs after prefect's own atexit
-        # handlers: a temporary server the flow started is stopped and reaped by now
+        # handlers and the temporary server's stop: that server is reaped by now
         own, kids = cpu_seconds()
         out["cpu_self"], out["cpu_children"] = own, kids
         out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -50,14 +52,21 @@ def run(seeds: str, result: Path) -> None:
 
     atexit.register(write_result)
     start, cpu0 = time.perf_counter(), _cpu()
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        from flows.api_server import start_if_unset
+
+        server = start_if_unset()  # as `tomeflow run` does: it comes up while the flow imports
     from flows.ingest import ingest
 
     out["import_seconds"], out["import_cpu"] = time.perf_counter() - start, _cpu() - cpu0
-    if not os.environ.get("PREFECT_API_URL"):
-        _time_temporary_server(out)
     start, cpu0 = time.perf_counter(), _cpu()
     try:
-        summary = ingest(seeds=seeds, batch_size=int(os.environ["TOMEFLOW_BATCH_SIZE"]))
+        if server is not None:
+            out["server_start_seconds"] = server.wait()  # what is left of its start
+            out["server_up_seconds"] = time.perf_counter() - server.began
+        with server.in_use() if server is not None else nullcontext():
+            summary = ingest(seeds=seeds, batch_size=int(os.environ["TOMEFLOW_BATCH_SIZE"]))
     except BaseException as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
         raise
@@ -77,24 +86,6 @@ def run(seeds: str, result: Path) -> None:
         quarantined=counts.quarantined,
         problems=list(summary.problems),
     )
-
-
-def _time_temporary_server(out: dict[str, Any]) -> None:
-    """Record how long the temporary Prefect server the flow starts takes to come up."""
-    from prefect.server.api.server import SubprocessASGIServer
-
-    original = SubprocessASGIServer.start
-
-    def timed_start(self: SubprocessASGIServer, timeout: int | None = None) -> None:
-        began = time.perf_counter()
-        try:
-            original(self, timeout)
-        finally:
-            out["server_start_seconds"] = (
-                out.get("server_start_seconds", 0.0) + time.perf_counter() - began
-            )
-
-    SubprocessASGIServer.start = timed_start  # type: ignore[method-assign]
 
 
 def time_import(module: str, result: Path) -> None:

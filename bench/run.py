@@ -9,7 +9,8 @@ One invocation measures, and prints each figure beside its goal and the ratio fi
 - for each size, in a fresh scratch database and a fresh TOMEFLOW_HOME: a first run and a no-op
   rerun, each in a run process of its own (`python -m bench.child run`, which imports
   flows.ingest and calls ingest()); the rerun twice: against a running `prefect server start`
-  and with no PREFECT_API_URL (the flow starts Prefect's temporary server itself);
+  and with no PREFECT_API_URL (the run process starts Prefect's temporary server first, as
+  `tomeflow run` does);
 - CPU per paper and per invocation (a one-seed first run), the imports of flows.ingest and of
   great_expectations alone, and `tomeflow run` of one seed as a subprocess;
 - the load stage beside a raw COPY and a dlt merge of the very same rows (bench/loadspeed.py);

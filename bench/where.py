@@ -113,8 +113,9 @@ def _noop(ref: SizeFigures) -> None:
         return
     say(
         f"- no-op rerun (b), {b.wall:.1f} s (goal {g.NOOP_SECONDS:.0f} s): "
-        f"{b.server_start_seconds:.1f} s of it is Prefect's temporary server starting (its "
-        f"own process: migrations, the API app); the run itself took "
+        f"{b.server_start_seconds:.1f} s of it is waiting for Prefect's temporary server to "
+        f"come up (its own process: imports, migrations, the API app; started before the "
+        f"flow's imports, it overlaps them); the run itself took "
         f"{b.wall - b.server_start_seconds:.1f} s. Scheduled runs meet a running server, (a)."
     )
 

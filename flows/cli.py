@@ -116,19 +116,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     _database(settings)
+    from flows.api_server import start_if_unset
     from flows.quality.process import close_early
     from flows.resources import start_gate_early
 
-    # before Prefect is imported: Great Expectations imports meanwhile, on the other core
+    # with no Prefect API set, its temporary server comes up while this process imports
+    server = start_if_unset()
+    # before the flow is imported: Great Expectations imports meanwhile, on the other core
     batch_size = args.batch_size or settings.batch_size
-    start_gate_early(settings, seeds, batch_size, rewrite=args.full_refresh or bool(args.only))
     try:
-        return _run(args, settings, seeds)
+        start_gate_early(settings, seeds, batch_size, rewrite=args.full_refresh or bool(args.only))
+        return _run(args, settings, seeds, server)
     finally:
-        close_early()
+        close_early()  # the server stops at exit, once Prefect has sent it the run's last logs
 
 
-def _run(args: argparse.Namespace, settings: Any, seeds: Path) -> int:
+def _run(args: argparse.Namespace, settings: Any, seeds: Path, server: Any) -> int:
+    from contextlib import nullcontext
+
     from flows import watch
     from flows.ingest import DataQualityError, ingest, task_runner
     from flows.report import RunSummary
@@ -140,16 +145,17 @@ def _run(args: argparse.Namespace, settings: Any, seeds: Path) -> int:
     # bars on a terminal; piped or in a scheduler's log, the plain log lines say the same
     stop_watching = watch.listen(watch.StageBars()) if sys.stderr.isatty() else (lambda: None)
     try:
-        state = ingest(
-            seeds=str(seeds),
-            batch_size=args.batch_size,
-            offline=args.offline,
-            full_refresh=args.full_refresh,
-            only=args.only,
-            shard=args.shard,
-            return_state=True,
-        )
-        summary = cast(RunSummary, state.result())
+        with server.in_use() if server is not None else nullcontext():
+            state = ingest(
+                seeds=str(seeds),
+                batch_size=args.batch_size,
+                offline=args.offline,
+                full_refresh=args.full_refresh,
+                only=args.only,
+                shard=args.shard,
+                return_state=True,
+            )
+            summary = cast(RunSummary, state.result())
     except DataQualityError as exc:
         print(exc.summary.to_text())
         print(f"\nrun failed: {exc}", file=sys.stderr)

@@ -1,0 +1,184 @@
+"""Prefect's temporary API server, started as a command's first step when no API is set.
+
+With no PREFECT_API_URL configured, a flow run starts Prefect's temporary server
+(`prefect.server.api.server.SubprocessASGIServer`) when it first needs the API: only after the
+run process has imported that module (FastAPI and the whole server API: 2.6 s of CPU here)
+does the server's process begin to come up, which takes seconds more. `tomeflow run` starts
+the very same server process (the command and environment Prefect uses, pinned by
+tests/test_api_server.py against Prefect's own) before the run imports anything heavy, so it
+comes up on the other core while the run imports the flow and reads its seeds; the run then
+talks to it as it would to Prefect's, and never imports the server's code itself. Like
+Prefect's, it is stopped when the command ends, and its database is PREFECT_HOME's.
+
+A configured API (a running `prefect server start`, as scheduled runs meet it) is used as it
+is: nothing is started.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_PORT_IN_USE = 3  # uvicorn's exit code when its port was taken meanwhile
+_EPHEMERAL_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+
+
+class TemporaryServer:
+    """A Prefect API server process of this command's own, on a free loopback port."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout  # settings.server.ephemeral.startup_timeout_seconds
+        self.began = time.perf_counter()
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = _spawn(self.port)
+        self.up = False
+
+    @property
+    def api_url(self) -> str:
+        """The API's address, as PREFECT_API_URL takes it."""
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait(self) -> float:
+        """Block until the server answers its health check; the seconds spent waiting here.
+
+        Raises RuntimeError when it exits or does not answer within the startup timeout.
+        """
+        waited = time.perf_counter()
+        while not self.up:
+            process = self.process
+            if process is None:
+                raise RuntimeError("Prefect's temporary server was stopped before it came up")
+            code = process.poll()
+            if code == _PORT_IN_USE:  # another process took the port first: another port
+                self.port = _free_port()
+                self.process = _spawn(self.port)
+                continue
+            if code is not None:
+                raise RuntimeError(f"Prefect's temporary server exited with code {code}")
+            if time.perf_counter() - self.began > self.timeout:
+                self.stop()
+                raise RuntimeError(
+                    f"Prefect's temporary server did not answer within {self.timeout:g} s "
+                    "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)"
+                )
+            self.up = _healthy(self.api_url)
+            if not self.up:
+                time.sleep(0.1)
+        return time.perf_counter() - waited
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Prefect (this process's and any it starts) talks to this server meanwhile."""
+        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+        self.wait()
+        before = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = self.api_url  # for processes started meanwhile
+        try:
+            # no "View at" links: like Prefect's own, this server serves no UI
+            with temporary_settings(updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: ""}):
+                yield
+        finally:
+            if before is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = before
+
+    def stop(self) -> None:
+        """Stop the server as Prefect stops its own: terminate, then kill after 5 s."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_if_unset() -> TemporaryServer | None:
+    """Start Prefect's temporary server now when no Prefect API is configured (else None).
+
+    It stops when the process exits, after Prefect's own exit handlers have sent the run's
+    last logs and events to it (registered before them, it runs after them), or on stop().
+    """
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        return None
+    server = TemporaryServer(float(settings.server.ephemeral.startup_timeout_seconds))
+    atexit.register(server.stop)
+    print(
+        f"starting Prefect's temporary server on http://127.0.0.1:{server.port} "
+        "(no PREFECT_API_URL set; it stops when the run ends)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return server
+
+
+def server_command(port: int) -> list[str]:
+    """The command Prefect runs for its temporary server."""
+    import prefect
+
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(Path(prefect.__file__).parent.parent),
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
+
+
+def server_environment() -> dict[str, str]:
+    """The environment Prefect gives its temporary server."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings().to_environment_variables(exclude_unset=True)
+    return {**os.environ, **_EPHEMERAL_ENV, **settings}
+
+
+def _spawn(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(server_command(port), env=server_environment())
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with _DIRECT.open(f"{api_url}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):  # not listening yet, or not answering yet
+        return False
