@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -28,7 +27,7 @@ def task_runner(settings: Settings) -> TaskRunner[Any]:
 
 # the runner comes from TOMEFLOW_TASK_RUNNER when the flow is imported (a deployment sets it
 # in its environment); `tomeflow run --task-runner` picks one per run with .with_options
-@flow(
+@run.plain_parameters_flow(
     name="ingest",
     flow_run_name=run.run_name,
     log_prints=False,

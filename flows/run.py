@@ -10,10 +10,11 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import get_run_logger
+from prefect import Flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
@@ -25,6 +26,42 @@ from flows.seeds import discover_seeds
 from flows.tasks import validate_tables
 
 PROBLEMS_STATE = "Completed with problems"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class PlainParametersFlow(Flow[P, R]):
+    """A Prefect flow whose plain parameters go to the API as they are.
+
+    Prefect serialises a run's parameters with FastAPI's jsonable_encoder, which imports
+    FastAPI (0.2 CPU-s) into every run process; strings, numbers, booleans, None and lists of
+    strings are JSON already and come out of it unchanged. Any other value (a Resources
+    object a test passes, say) still goes through Prefect's own.
+    """
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The parameters as Prefect stores them with the run."""
+        if all(_plain(value) for value in parameters.values()):
+            return {key: list(v) if isinstance(v, list) else v for key, v in parameters.items()}
+        return super().serialize_parameters(parameters)
+
+    def with_options(self, **options: Any) -> PlainParametersFlow[P, R]:
+        """Prefect's with_options, keeping this class (Prefect's builds a plain Flow)."""
+        flow = super().with_options(**options)
+        flow.__class__ = type(self)
+        return flow  # type: ignore[return-value]
+
+
+def plain_parameters_flow(**options: Any) -> Callable[[Callable[P, R]], PlainParametersFlow[P, R]]:
+    """`@flow(**options)`, making a PlainParametersFlow."""
+    return lambda fn: PlainParametersFlow(fn, **options)
+
+
+def _plain(value: object) -> bool:
+    if value is None or isinstance(value, str | int | float):  # (bool is an int)
+        return True
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 class DataQualityError(RuntimeError):
