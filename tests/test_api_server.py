@@ -66,7 +66,12 @@ def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _without_api(prefect_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    return env | {"PREFECT_HOME": str(prefect_home), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    return env | {
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        # its first start migrates PREFECT_HOME's database: slow on a loaded machine
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
 
 
 def _listening(port: int) -> bool:
