@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+FIRST_START_SECONDS = 60.0  # the least a start is given (Prefect's own default: 20 s)
 _PORT_IN_USE = 3  # uvicorn's exit code when its port was taken meanwhile
 _EPHEMERAL_ENV = {
     "PREFECT_UI_ENABLED": "0",
@@ -42,7 +43,7 @@ class TemporaryServer:
     """A Prefect API server process of this command's own, on a free loopback port."""
 
     def __init__(self, timeout: float) -> None:
-        self.timeout = timeout  # settings.server.ephemeral.startup_timeout_seconds
+        self.timeout = timeout  # seconds from the spawn to the first answer
         self.began = time.perf_counter()
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = _spawn(self.port)
@@ -123,7 +124,10 @@ def start_if_unset() -> TemporaryServer | None:
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
         return None
-    server = TemporaryServer(float(settings.server.ephemeral.startup_timeout_seconds))
+    # at least a minute: the first start on a machine migrates PREFECT_HOME's database (16 s
+    # in the benchmark) while this process imports the flow on the other core
+    timeout = max(float(settings.server.ephemeral.startup_timeout_seconds), FIRST_START_SECONDS)
+    server = TemporaryServer(timeout)
     atexit.register(server.stop)
     print(
         f"starting Prefect's temporary server on http://127.0.0.1:{server.port} "

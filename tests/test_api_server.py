@@ -14,6 +14,7 @@ import pytest
 from prefect.settings import (
     PREFECT_API_URL,
     PREFECT_SERVER_EPHEMERAL_ENABLED,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
     temporary_settings,
 )
 
@@ -49,6 +50,17 @@ def test_a_configured_api_or_a_disabled_ephemeral_mode_starts_nothing() -> None:
         updates={PREFECT_SERVER_EPHEMERAL_ENABLED: False}, restore_defaults={PREFECT_API_URL}
     ):
         assert api_server.start_if_unset() is None
+
+
+def test_a_start_gets_at_least_a_minute_for_a_first_start_s_migrations() -> None:
+    with temporary_settings(
+        updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 5},
+        restore_defaults={PREFECT_API_URL},
+    ):
+        server = api_server.start_if_unset()
+    assert server is not None
+    server.stop()
+    assert server.timeout == api_server.FIRST_START_SECONDS
 
 
 def test_a_server_that_does_not_come_up_in_time_is_stopped_and_says_which_setting() -> None:
