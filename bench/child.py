@@ -63,7 +63,7 @@ def run(seeds: str, result: Path) -> None:
     start, cpu0 = time.perf_counter(), _cpu()
     try:
         if server is not None:
-            out["server_start_seconds"] = server.wait()  # what is left of its start
+            out["server_wait_seconds"] = server.wait()  # what is left of its start
             out["server_up_seconds"] = time.perf_counter() - server.began
         with server.in_use() if server is not None else nullcontext():
             summary = ingest(seeds=seeds, batch_size=int(os.environ["TOMEFLOW_BATCH_SIZE"]))

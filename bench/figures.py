@@ -50,7 +50,7 @@ class RunFigures:
     peak_load: float  # the highest 1-minute load average seen during the run
     maxrss_mb: float  # ru_maxrss of the run process
     http_requests: int  # answered by the full-text server during the run
-    server_start_seconds: float | None  # the wait, after the imports, for a temporary server
+    server_wait_seconds: float | None  # the wait, after the imports, for a temporary server
     server_up_seconds: float | None = None  # its start to its first answer (imports overlap it)
     postgres_cpu: float = 0.0  # CPU seconds of the PostgreSQL server during the run
 
@@ -114,7 +114,7 @@ class RunFigures:
             new=int(data["new"]),
             unchanged=int(data["unchanged"]),
             maxrss_mb=float(data["maxrss_mb"]),
-            server_start_seconds=data.get("server_start_seconds"),
+            server_wait_seconds=data.get("server_wait_seconds"),
             server_up_seconds=data.get("server_up_seconds"),
             **parent,
         )

@@ -120,13 +120,13 @@ def print_run(run: RunFigures, *, first: bool, wall_goal: float | None) -> None:
         line("throughput", f"{run.papers_per_second:,.0f} papers/s")
     else:
         line("wall", secs(run.wall), goal(run.wall, "<=", g.NOOP_SECONDS, " s"))
-    if run.server_start_seconds is not None:
+    if run.server_wait_seconds is not None:
         up = f"up {run.server_up_seconds:.2f} s after it started, " if run.server_up_seconds else ""
         line(
             "  of which waiting for the temporary server",
-            secs(run.server_start_seconds),
+            secs(run.server_wait_seconds),
             f"({up}the imports meanwhile; wall without it "
-            f"{run.wall - run.server_start_seconds:.2f} s)",
+            f"{run.wall - run.server_wait_seconds:.2f} s)",
         )
     line(
         "flow body / process",
@@ -210,7 +210,7 @@ def print_noop(results: Results) -> None:
     )
     for s in results.sizes:
         a, b = s.noop_server, s.noop_temporary
-        start = b.server_start_seconds or 0.0
+        start = b.server_wait_seconds or 0.0
         print(
             f"    {s.papers:>10,} {a.wall:>8.2f} s {b.wall:>8.2f} s {start:>15.2f} s "
             f"{b.wall - start:>13.2f} s {a.http_requests:>6} / {b.http_requests:<5} "

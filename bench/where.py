@@ -109,14 +109,14 @@ def _cost(results: Results) -> None:
 
 def _noop(ref: SizeFigures) -> None:
     b = ref.noop_temporary
-    if b.wall <= g.NOOP_SECONDS or b.server_start_seconds is None:
+    if b.wall <= g.NOOP_SECONDS or b.server_wait_seconds is None:
         return
     say(
         f"- no-op rerun (b), {b.wall:.1f} s (goal {g.NOOP_SECONDS:.0f} s): "
-        f"{b.server_start_seconds:.1f} s of it is waiting for Prefect's temporary server to "
+        f"{b.server_wait_seconds:.1f} s of it is waiting for Prefect's temporary server to "
         f"come up (its own process: imports, migrations, the API app; started before the "
         f"flow's imports, it overlaps them); the run itself took "
-        f"{b.wall - b.server_start_seconds:.1f} s. Scheduled runs meet a running server, (a)."
+        f"{b.wall - b.server_wait_seconds:.1f} s. Scheduled runs meet a running server, (a)."
     )
 
 

@@ -14,7 +14,7 @@ def run(papers: int, cpu: float) -> RunFigures:
         import_seconds=0.5, cpu_self=cpu, cpu_children=0.0, call_cpu=cpu, stages={},
         rows_written={}, seen=papers, new=papers, unchanged=0, peak_rss_mb=100.0,
         peak_children_rss_mb=0.0, children=(), machine_cpu=cpu, peak_load=1.0, maxrss_mb=100.0,
-        http_requests=papers, server_start_seconds=None,
+        http_requests=papers, server_wait_seconds=None,
     )  # fmt: skip
 
 
