@@ -10,6 +10,13 @@ comes up on the other core while the run imports the flow and reads its seeds; t
 talks to it as it would to Prefect's, and never imports the server's code itself. Like
 Prefect's, it is stopped when the command ends, and its database is PREFECT_HOME's.
 
+Before this process has imported Prefect, no Prefect setting can have been changed in it, so
+the server, given this environment and started in the same folder, resolves exactly the
+settings Prefect would have passed it: it is spawned then, before the 1.3 s it takes this
+process to import Prefect and read its settings, and is stopped again if they say an API is
+configured after all (a guess from the environment and the active profile avoids that
+start in the usual cases).
+
 A configured API (a running `prefect server start`, as scheduled runs meet it) is used as it
 is: nothing is started.
 """
@@ -17,11 +24,13 @@ is: nothing is started.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -87,6 +96,14 @@ class TemporaryServer:
         """Prefect (this process's and any it starts) talks to this server meanwhile."""
         from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
+        # said once the run is about to use it: a command that stops before (a database that
+        # refuses, say) says only why it stopped
+        print(
+            f"starting Prefect's temporary server on http://127.0.0.1:{self.port} "
+            "(no PREFECT_API_URL set; it stops when the run ends)",
+            file=sys.stderr,
+            flush=True,
+        )
         self.wait()
         before = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = self.api_url  # for processes started meanwhile
@@ -119,35 +136,61 @@ def start_if_unset() -> TemporaryServer | None:
     It stops when the process exits, after Prefect's own exit handlers have sent the run's
     last logs and events to it (registered before them, it runs after them), or on stop().
     """
+    # with Prefect not imported yet, start it first and check the settings while it comes up
+    early = (
+        None if prefect_imported() or api_url_guessed() else TemporaryServer(FIRST_START_SECONDS)
+    )
     from prefect.settings import get_current_settings
 
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
+        if early is not None:
+            early.stop()  # an API set where the guess does not look (a .env file, say)
         return None
     # at least a minute: the first start on a machine migrates PREFECT_HOME's database (16 s
     # in the benchmark) while this process imports the flow on the other core
     timeout = max(float(settings.server.ephemeral.startup_timeout_seconds), FIRST_START_SECONDS)
-    server = TemporaryServer(timeout)
+    server = early or TemporaryServer(timeout)
+    server.timeout = timeout
     atexit.register(server.stop)
-    print(
-        f"starting Prefect's temporary server on http://127.0.0.1:{server.port} "
-        "(no PREFECT_API_URL set; it stops when the run ends)",
-        file=sys.stderr,
-        flush=True,
-    )
     return server
 
 
-def server_command(port: int) -> list[str]:
-    """The command Prefect runs for its temporary server."""
-    import prefect
+def prefect_imported() -> bool:
+    """Whether this process has imported Prefect (and so may have changed its settings)."""
+    return "prefect" in sys.modules
 
+
+def api_url_guessed() -> bool:
+    """Whether PREFECT_API_URL is set in the environment or the active profile.
+
+    Only a guess, read without importing Prefect, so that a run meant for a configured API
+    starts no server; Prefect's own settings decide afterwards.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no profiles file yet, or one Prefect will complain about
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    profile = profiles.get("profiles", {}).get(active, {})
+    return isinstance(profile, dict) and bool(profile.get("PREFECT_API_URL"))
+
+
+def server_command(port: int) -> list[str]:
+    """The command Prefect runs for its temporary server (Prefect's package found, not imported)."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("Prefect is not installed")
     return [
         sys.executable,
         "-m",
         "uvicorn",
         "--app-dir",
-        str(Path(prefect.__file__).parent.parent),
+        str(Path(spec.origin).parent.parent),
         "--factory",
         "prefect.server.api.server:create_app",
         "--host",
@@ -162,11 +205,19 @@ def server_command(port: int) -> list[str]:
 
 
 def server_environment() -> dict[str, str]:
-    """The environment Prefect gives its temporary server."""
+    """The environment Prefect gives its temporary server, or one in which it resolves the same.
+
+    Prefect adds its current settings to the environment. Before this process has imported
+    Prefect none of them can have been changed here: the server resolves each from this
+    environment and the same files (profile, .env, prefect.toml) as Prefect would have, so
+    they are left out and Prefect stays unimported.
+    """
+    environment = {**os.environ, **_EPHEMERAL_ENV}
+    if not prefect_imported():
+        return environment
     from prefect.settings import get_current_settings
 
-    settings = get_current_settings().to_environment_variables(exclude_unset=True)
-    return {**os.environ, **_EPHEMERAL_ENV, **settings}
+    return {**environment, **get_current_settings().to_environment_variables(exclude_unset=True)}
 
 
 def _spawn(port: int) -> subprocess.Popen[bytes]:

@@ -115,13 +115,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             Shard.parse(args.shard)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    _database(settings)
     from flows.api_server import start_if_unset
+
+    # with no Prefect API set, its temporary server comes up while this process checks the
+    # database (starting the embedded one, if it is that) and imports Prefect and the flow
+    server = start_if_unset()
+    _database(settings)
     from flows.quality.process import close_early
     from flows.resources import start_gate_early
 
-    # with no Prefect API set, its temporary server comes up while this process imports
-    server = start_if_unset()
     # before the flow is imported: Great Expectations imports meanwhile, on the other core
     batch_size = args.batch_size or settings.batch_size
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -41,6 +42,123 @@ def test_the_server_runs_the_command_and_environment_prefects_own_temporary_serv
     assert api_server.server_command(port) == seen["args"]
     assert api_server.server_environment() == seen["env"]
     assert seen["kwargs"] == {}  # its output goes where Prefect's server's goes
+
+
+def _fresh(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """script in a fresh process (Prefect not imported), with PYTHONPATH at the project."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], env=env | {"PYTHONPATH": str(PROJECT_ROOT)},
+        cwd=cwd, text=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+def _bare(home: Path) -> dict[str, str]:
+    """The environment of a fresh command with no Prefect API set and its own PREFECT_HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    return env | {"PREFECT_HOME": str(home)}
+
+
+_SPAWNS = """
+    import subprocess, sys
+
+    spawned = []
+
+    class Popen:  # records whether Prefect was imported when the server was spawned
+        def __init__(self, args, env):
+            spawned.append("prefect" in sys.modules)
+
+        def poll(self):
+            return None
+
+        def terminate(self):
+            spawned.append("stopped")
+
+        def wait(self, timeout=None):
+            return 0
+
+    subprocess.Popen = Popen
+    from flows.api_server import start_if_unset
+
+    server = start_if_unset()
+    print(spawned, server is not None)
+"""
+
+
+def test_before_prefect_is_imported_the_server_resolves_the_settings_prefect_would_pass_it(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    # settings from the active profile reach the server either way
+    (home / "profiles.toml").write_text(
+        'active = "work"\n[profiles.work]\nPREFECT_LOGGING_LEVEL = "ERROR"\n'
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 45\n",
+        encoding="utf-8",
+    )
+    script = """
+        import json, subprocess, sys
+        from flows import api_server
+
+        command, env = api_server.server_command(8765), api_server.server_environment()
+        imported_before = api_server.prefect_imported()
+        from prefect.server.api import server as prefect_server
+
+        seen, real = {}, subprocess.Popen
+        subprocess.Popen = lambda args, env, **kw: seen.update(args=args, env=env)
+        prefect_server.SubprocessASGIServer(8765)._run_uvicorn_command()
+        subprocess.Popen = real
+        probe = (
+            "import json; from prefect.settings import get_current_settings as s; "
+            "print(json.dumps(s().model_dump(mode='json'), sort_keys=True, default=str))"
+        )
+        views = [
+            subprocess.run([sys.executable, "-c", probe], env=e, capture_output=True, text=True,
+                           check=True).stdout
+            for e in (env, seen["env"])
+        ]
+        print(json.dumps({
+            "imported_before": imported_before,
+            "same_command": command == seen["args"],
+            "prefect_adds": sorted(set(seen["env"]) - set(env)),
+            "same_settings": views[0] == views[1],
+            "level": json.loads(views[0])["logging"]["level"],
+        }))
+    """
+    done = _fresh(script, _bare(home), tmp_path)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["imported_before"] is False  # command and environment built without Prefect
+    assert seen["same_command"] is True
+    assert seen["prefect_adds"]  # Prefect passes its settings; ours leaves them to the server
+    assert seen["same_settings"] is True  # ... which resolves every one of them the same
+    assert seen["level"] == "ERROR"
+
+
+def test_with_prefect_not_yet_imported_the_server_is_spawned_before_it_is(tmp_path: Path) -> None:
+    done = _fresh(_SPAWNS, _bare(tmp_path / "home"), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[False]", "True"]
+
+
+def test_an_api_in_the_active_profile_starts_no_server(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "profiles.toml").write_text(
+        'active = "work"\n[profiles.work]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n',
+        encoding="utf-8",
+    )
+    done = _fresh(_SPAWNS, _bare(home), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "False"]
+
+
+def test_an_api_set_where_the_guess_does_not_look_stops_the_server_started_early(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text("PREFECT_API_URL=http://127.0.0.1:9/api\n", encoding="utf-8")
+    done = _fresh(_SPAWNS, _bare(tmp_path / "home"), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[False,", "'stopped']", "False"]
 
 
 def test_a_configured_api_or_a_disabled_ephemeral_mode_starts_nothing() -> None:
