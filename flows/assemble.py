@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from flows import collector
 from flows.entities import entity_names, normalise_entities
 from flows.fetch.plan import content_hash, needs_reading
 from flows.fetch.rawstore import RawBodyCorrupt
@@ -33,6 +34,11 @@ from flows.records import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def worker_ready() -> None:
+    """An assemble process's initializer: this module imported, the collector settled."""
+    collector.settle()
 
 
 def assemble_batch(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import psycopg
 import requests
 
+from flows.assemble import worker_ready
 from flows.fetch.limits import PerHostRateLimiter
 from flows.fetch.rawstore import RawStore
 from flows.fetch.transport import new_session
@@ -77,7 +78,9 @@ class Resources:
             if self._pool is None:
                 # spawn, not fork: this process runs threads (prefect's, the fetchers')
                 self._pool = ProcessPoolExecutor(
-                    self.settings.assemble_processes, mp_context=get_context("spawn")
+                    self.settings.assemble_processes,
+                    mp_context=get_context("spawn"),
+                    initializer=worker_ready,  # flows.assemble imported, the collector settled
                 )
             return self._pool
 

@@ -18,7 +18,7 @@ from prefect import Flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
-from flows import publish, report, watch
+from flows import collector, publish, report, watch
 from flows.batch import BatchPipeline, RunPlan, batched, read_batch
 from flows.fetch.progress import FetchProgress
 from flows.resources import Resources
@@ -80,6 +80,7 @@ def run_name() -> str:
 def begin(res: Resources, parameters: dict[str, Any]) -> tuple[RunPlan, report.RunTally]:
     """The run's plan from its parameters; it is recorded as running, the dead ones crashed."""
     _send_stage_logs_to_prefect()
+    collector.settle()  # what the process imported stays out of the collections of batches
     logger = get_run_logger()
     run_id = uuid.UUID(flow_run.id) if flow_run.id else uuid.uuid4()
     run = RunPlan.from_parameters(res.settings, run_id, **parameters)

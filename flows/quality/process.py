@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from flows.collector import settle
 from flows.quality.results import QualityGateError, QualityReport
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def _built(spec: GateSpec) -> QualityGate:
     global _gate
     if _gate is None:
         _gate = spec.build()
+        settle()  # Great Expectations' objects, imported: not walked by every collection
         # when the process ends, the collector leaves Great Expectations' objects (250,000
         # after its import) alone: their teardown took a second, with the run waiting on it
         atexit.register(gc.freeze)

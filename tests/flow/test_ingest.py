@@ -243,3 +243,14 @@ def test_a_load_waiting_for_another_to_commit_says_so_apart_from_loading(
     assert summary.counts.new == 1
     assert summary.stage_seconds[LOCK_WAIT] >= 0.3
     assert "load" in summary.stage_seconds
+
+
+def test_a_run_settles_the_collector_of_the_process_it_runs_in(
+    seeds: Path, tomeflow_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows import collector
+
+    settled: list[bool] = []
+    monkeypatch.setattr(collector, "settle", lambda: settled.append(True))
+    ingest(seeds=str(seeds))
+    assert settled == [True]  # once, as the run begins: before its first batch

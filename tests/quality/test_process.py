@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.collector import YOUNG_THRESHOLD
 from flows.quality.gate import QualityGate
 from flows.quality.process import GateProcess, GateSpec
 from flows.quality.results import QualityGateError, SuiteError
@@ -83,6 +85,16 @@ def test_a_gate_process_that_died_fails_the_call_saying_so(gate_process: GatePro
         os.kill(pid, signal.SIGKILL)
     with pytest.raises(QualityGateError, match="quality gate's process ended unexpectedly"):
         gate_process.validate_rows(empty, 2)
+
+
+def test_the_gate_s_process_settles_its_collector_once_its_gate_is_built(
+    gate_process: GateProcess,
+) -> None:
+    empty = {suite: [] for suite in BEFORE_LOAD_SUITES}
+    assert gate_process.validate_rows(empty, 1).success  # built: Great Expectations imported
+    pool = gate_process._pool  # type: ignore[attr-defined]
+    assert pool.submit(gc.get_threshold).result(timeout=60)[0] == YOUNG_THRESHOLD
+    assert pool.submit(gc.get_freeze_count).result(timeout=60) > 100_000  # its imports
 
 
 def test_the_gate_errors_cross_processes_whole() -> None:
