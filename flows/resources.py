@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import psycopg
 import requests
 
-from flows.assemble import worker_ready
 from flows.fetch.limits import PerHostRateLimiter
 from flows.fetch.rawstore import RawStore
 from flows.fetch.transport import new_session
@@ -76,6 +75,10 @@ class Resources:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None  # a dead worker breaks the pool: the next batch gets a new one
             if self._pool is None:
+                # (imported here: `tomeflow run` imports this module before it starts the gate's
+                # process, which waits for none of the assemble stage's imports)
+                from flows.assemble import worker_ready
+
                 # spawn, not fork: this process runs threads (prefect's, the fetchers')
                 self._pool = ProcessPoolExecutor(
                     self.settings.assemble_processes,
