@@ -19,6 +19,7 @@ from flows.fetch.plan import content_hash, needs_reading
 from flows.fetch.rawstore import RawBodyCorrupt
 from flows.fulltext import parse_fulltext
 from flows.mentions import MentionMatcher, targets_from
+from flows.parent import exit_with_parent
 from flows.records import (
     Author,
     FetchedBatch,
@@ -37,8 +38,10 @@ logger = logging.getLogger(__name__)
 
 
 def worker_ready() -> None:
-    """An assemble process's initializer: this module imported, the collector settled."""
+    """An assemble process's initializer: this module imported, the collector settled, and
+    the process bound to end with the run's (flows/parent.py)."""
     collector.settle()
+    exit_with_parent()
 
 
 def assemble_batch(

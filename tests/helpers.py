@@ -66,3 +66,25 @@ def assemble_from_store(
     stored = {} if before is None else {paper.paper_id: before}
     bodies = bodies_to_read([paper], {paper.paper_id: state}, stored, store, force)
     return assemble_paper(paper, state, before, bodies, force)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether pid runs (Linux /proc; an exited process nobody has reaped yet does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def child_processes(pid: int) -> list[int]:
+    """The pids whose parent is pid (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from flows.collector import settle
+from flows.parent import exit_with_parent
 from flows.quality.results import QualityGateError, QualityReport
 
 if TYPE_CHECKING:
@@ -118,7 +119,10 @@ class GateProcess:
     def __init__(self, spec: GateSpec) -> None:
         self._spec = spec
         # spawn, not fork: the run process has threads (prefect's, the fetchers')
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        # it ends with the process that made it, even one killed outright (flows/parent.py)
+        self._pool = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+        )
         self._pool.submit(_start, spec)  # Great Expectations imports there from now on
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:

@@ -26,7 +26,7 @@ from flows.fetch.rawstore import RawStore
 from flows.ingest import ingest
 from flows.load import entities as load_entities
 from flows.settings import PROJECT_ROOT, get_settings
-from tests.helpers import CORE_TABLES, query, snapshot
+from tests.helpers import CORE_TABLES, child_processes, process_alive, query, snapshot
 from tests.http_server import Reply, ScriptedHTTPServer, markdown
 
 pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("prefect_server")]
@@ -146,10 +146,14 @@ def test_a_run_killed_while_loading_leaves_nothing_half_loaded(
         f"open({str(marker)!r}, 'w').close(); time.sleep(600)",
     )  # fmt: skip
     _wait_for(marker.exists, "the child to be inside its load")
+    helpers = child_processes(child.pid)  # its gate's and assemble processes, among others
+    assert helpers  # the gate's process and multiprocessing's resource tracker, at least
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     for table in CORE_TABLES:
         assert query(tomeflow_env, f"select count(*) from {table}") == [(0,)], table
+    # they end with it (flows/parent.py) instead of waiting for ever, memory held
+    _wait_for(lambda: not any(process_alive(p) for p in helpers), "its helpers to end")
     ingest(seeds=str(tmp_path / "seeds"))
     assert snapshot(tomeflow_env, CORE_TABLES, WHEN) == clean
 
