@@ -68,23 +68,24 @@ def assemble_from_store(
     return assemble_paper(paper, state, before, bodies, force)
 
 
+def _stat(path: Path) -> list[str] | None:
+    """The fields of a /proc/<pid>/stat after the command name (state first); None if gone."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except OSError:  # ended meanwhile
+        return None
+
+
 def process_alive(pid: int) -> bool:
     """Whether pid runs (Linux /proc; an exited process nobody has reaped yet does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    fields = _stat(Path(f"/proc/{pid}/stat"))
+    return fields is not None and fields[0] != "Z"
 
 
 def child_processes(pid: int) -> list[int]:
     """The pids whose parent is pid (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # ended meanwhile
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return [
+        int(stat.parent.name)
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if (fields := _stat(stat)) is not None and int(fields[1]) == pid
+    ]
