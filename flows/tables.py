@@ -41,6 +41,16 @@ class Column:
         return self.attr or self.name
 
 
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A column PostgreSQL computes from the written ones: the staging table computes it (a
+    generated column, before the load lock: flows/load/copy.py) and the load writes it."""
+
+    name: str
+    type: str
+    expression: str  # SQL over the written columns
+
+
 # a column whose values reach COPY already as PostgreSQL reads them: written as text
 _AS_COPIED = {"jsonb": "text"}
 
@@ -74,6 +84,7 @@ class Table:
     needs_content: bool = True  # false: unchanged papers (no content read) have rows too
     frame_by_paper: bool = False  # the before-load frame starts with the paper id anyway
     staging: str = ""  # the temporary table it is staged in; default s_<table>
+    computed: tuple[Computed, ...] = ()  # columns PostgreSQL computes (not in copy_columns)
     _get: Callable[[Any], tuple[Any, ...]] = field(init=False, repr=False)
     _frame_get: Callable[[Any], tuple[Any, ...]] = field(init=False, repr=False)
 
@@ -338,6 +349,8 @@ SECTIONS = Table(
     items=_sections,
     source=_body,
     suite="sections",
+    # the search tsvector (migration 0009): parsing the text is most of a load's work
+    computed=(Computed("search", "tsvector", "core.section_search(heading, text)"),),
 )
 
 PAPER_REFERENCES = Table(

@@ -47,17 +47,44 @@ def staging_name(table: Table) -> str:
 
 
 def stage(cur: psycopg.Cursor[Any], table: Table, rows: Iterable[Sequence[Any]]) -> int:
-    """COPY rows into a temporary copy of a declared table's written columns (s_<table>)."""
+    """COPY rows into a temporary copy of a declared table's written columns (s_<table>).
+
+    The table's computed columns are generated columns of the copy: PostgreSQL computes them
+    as the rows arrive, and `insert_staged` writes the values as they are.
+    """
     types = {c.name: c.type for c in table.columns}
     types |= {"paper_id": "text", "run_id": "uuid", "source_sha256": "text"}
-    columns = sql.SQL(", ").join(
+    columns = [
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in table.copy_columns
-    )
+    ]
+    columns += [
+        sql.SQL("{} {} generated always as ({}) stored").format(
+            sql.Identifier(c.name), sql.SQL(c.type), sql.SQL(c.expression)
+        )
+        for c in table.computed
+    ]
     name = staging_name(table)
     cur.execute(
-        sql.SQL("create temp table {} ({}) on commit drop").format(sql.Identifier(name), columns)
+        sql.SQL("create temp table {} ({}) on commit drop").format(
+            sql.Identifier(name), sql.SQL(", ").join(columns)
+        )
     )
     return copy_rows(cur, name, table.copy_columns, rows, table.copy_types)
+
+
+def insert_staged(cur: psycopg.Cursor[Any], table: Table, paper_ids: Sequence[str]) -> int:
+    """Insert these papers' staged rows (computed columns included) into the table."""
+    columns = column_list((*table.copy_columns, *(c.name for c in table.computed)))
+    cur.execute(
+        sql.SQL("insert into {} ({}) select {} from {} where paper_id = any(%(ids)s)").format(
+            sql.Identifier(*table.name.split(".")),
+            columns,
+            columns,
+            sql.Identifier(staging_name(table)),
+        ),
+        {"ids": list(paper_ids)},
+    )
+    return cur.rowcount
 
 
 def execute_each(cur: psycopg.Cursor[Any], statements: str, params: Mapping[str, Any]) -> None:

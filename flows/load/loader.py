@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from flows.load import changes, entities, papers, runlog
-from flows.load.fulltext import copy_fulltext
+from flows.load.fulltext import copy_fulltext, stage_sections
 from flows.load.runlog import RunCounts
 from flows.records import (
     ExpectationOutcome,
@@ -131,6 +131,9 @@ class PostgresLoader:
     ) -> LoadResult:
         """Load a batch in one transaction: new and changed papers replace their rows."""
         with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+            # most of the load's work, parsing the sections' search tsvector, before the lock:
+            # other batches write meanwhile (papers found unchanged under it are not written)
+            stage_sections(cur, run_id, loads)
             asked = time.perf_counter()
             cur.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK,))
             waited = time.perf_counter() - asked
@@ -215,8 +218,9 @@ def write_papers(
 ) -> dict[str, int]:
     """Replace every row of these papers, step by step; returns rows written per table.
 
-    changed: the papers whose content differs from what was loaded (new or updated): what
-    changed in each goes to ops.run_changes.
+    Their sections are staged already (flows/load/fulltext.py `stage_sections`). changed:
+    the papers whose content differs from what was loaded (new or updated): what changed in
+    each goes to ops.run_changes.
     """
     ids = [p.paper_id for p in loads]
     changes.remember_before(cur, changed)

@@ -83,6 +83,59 @@ def test_a_load_says_how_long_it_waited_for_another_load_to_commit(
     assert len(result.new) == 2
 
 
+def test_a_load_stages_its_sections_before_it_waits_for_the_lock(
+    db_url: str, loads: list[PaperLoad]
+) -> None:
+    import psycopg
+
+    from flows.load.loader import LOAD_LOCK
+
+    loader = PostgresLoader(db_url)
+    run_id = start(loader)
+    waiting_for_it = """select a.backend_xid is not null,
+                               (select count(*) from pg_locks r where r.pid = l.pid
+                                and r.locktype = 'relation' and r.mode = 'AccessExclusiveLock')
+                        from pg_locks l join pg_stat_activity a using (pid)
+                        where l.locktype = 'advisory' and l.objid = %s and not l.granted
+                          and a.datname = current_database()"""
+    # (the pool outermost: it waits for the load only once the lock is let go)
+    with (
+        ThreadPoolExecutor(1) as pool,
+        psycopg.connect(db_url, autocommit=True) as watcher,
+        psycopg.connect(db_url) as other,
+    ):
+        with other.transaction():  # another load holds the lock meanwhile
+            other.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK,))
+            loading = pool.submit(loader.load_batch, run_id, loads)
+            waiting = None
+            for _ in range(400):
+                waiting = watcher.execute(waiting_for_it, (LOAD_LOCK,)).fetchone()
+                if waiting is not None or loading.done():
+                    break
+                time.sleep(0.05)
+            assert waiting is not None, "the load never waited for the lock"
+            # the waiting load has written already: it created (and holds) its staging
+            # tables, the sections with their parsed search among them
+            wrote, created = waiting
+            assert wrote and created >= 1
+            assert not query(db_url, "select 1 from core.sections")
+        result = loading.result(timeout=60)
+    assert result.rows_written["core.sections"] > 0
+    assert result.lock_wait_seconds > 0
+
+
+def test_every_section_s_search_is_its_heading_and_text_parsed(
+    db_url: str, loads: list[PaperLoad]
+) -> None:
+    loader = PostgresLoader(db_url)
+    loader.load_batch(start(loader), loads)
+    same = """select count(*), count(*) filter (where search = setweight(
+                  to_tsvector('english', coalesce(heading, '')), 'A')
+                  || setweight(to_tsvector('english', text), 'B')) from core.sections"""
+    [(sections, parsed)] = query(db_url, same)
+    assert sections > 0 and parsed == sections
+
+
 def test_a_load_is_all_or_nothing(db_url: str, loads: list[PaperLoad]) -> None:
     loader = PostgresLoader(db_url)
     bad = replace(loads[2], paper=replace(loads[2].paper, title=""))  # breaks a check constraint

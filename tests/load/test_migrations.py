@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from flows.load.migrate import downgrade, upgrade
@@ -66,3 +67,50 @@ def test_ensure_schema_migrates_an_empty_database_and_then_costs_one_query(
     ]
     monkeypatch.setattr(migrate, "upgrade", lambda *a: pytest.fail("upgraded a current database"))
     migrate.ensure_schema(empty_db_url)
+
+
+def test_a_section_written_without_its_search_gets_it_as_the_generated_column_did(
+    empty_db_url: str,
+) -> None:
+    """0009: search is written by the load (parsed before its lock), or filled by a trigger."""
+    upgrade(empty_db_url, "0008")
+    expression = query(
+        empty_db_url,
+        """select generation_expression from information_schema.columns
+           where table_schema = 'core' and table_name = 'sections' and column_name = 'search'""",
+    )
+    upgrade(empty_db_url)
+    run, sha = "00000000-0000-0000-0000-000000000001", "a" * 64
+    parsed = """select search = setweight(to_tsvector('english', coalesce(heading, '')), 'A')
+                || setweight(to_tsvector('english', text), 'B') from core.sections"""
+    with psycopg.connect(empty_db_url) as conn:
+        conn.execute("insert into ops.runs (run_id) values (%s)", (run,))
+        conn.execute(
+            """insert into core.papers (paper_id, source, title, seed_path, content_sha256,
+                                        run_id, source_sha256)
+               values ('PMC1', 'test', 'A paper', 'p.md', %s, %s, %s)""",
+            (sha, run, sha),
+        )
+        conn.execute(
+            """insert into core.sections (paper_id, ordinal, heading, level, heading_path, text,
+                                          word_count, run_id, source_sha256)
+               values ('PMC1', 1, 'Results', 2, '{}', 'Mice were running', 3, %s, %s)""",
+            (run, sha),
+        )
+    assert query(empty_db_url, parsed) == [(True,)]
+    with psycopg.connect(empty_db_url) as conn:
+        conn.execute("update core.sections set text = 'Insulin resistance'")
+    assert query(empty_db_url, parsed) == [(True,)]
+    assert query(
+        empty_db_url, "select search @@ to_tsquery('english', 'insulin') from core.sections"
+    ) == [(True,)]
+    downgrade(empty_db_url, "0008")  # a generated column again, with the same expression
+    assert query(empty_db_url, parsed) == [(True,)]
+    assert (
+        query(
+            empty_db_url,
+            """select generation_expression from information_schema.columns
+           where table_schema = 'core' and table_name = 'sections' and column_name = 'search'""",
+        )
+        == expression
+    )
