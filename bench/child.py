@@ -77,6 +77,7 @@ def run(seeds: str, result: Path) -> None:
         status=summary.status,
         flow_wall=summary.wall_seconds,
         stages=summary.stage_seconds,
+        stage_busy=summary.stage_busy_seconds,
         rows_written=counts.rows_written,
         seen=counts.seen,
         new=counts.new,

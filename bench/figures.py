@@ -53,6 +53,7 @@ class RunFigures:
     server_wait_seconds: float | None  # the wait, after the imports, for a temporary server
     server_up_seconds: float | None = None  # its start to its first answer (imports overlap it)
     postgres_cpu: float = 0.0  # CPU seconds of the PostgreSQL server during the run
+    stage_busy: dict[str, float] = field(default_factory=dict)  # wall s a batch was in each
 
     @property
     def cpu(self) -> float:
@@ -92,9 +93,14 @@ class RunFigures:
         return self.stage_seconds > self.wall
 
     @property
+    def load_seconds(self) -> float:
+        """The wall seconds during which a batch was loading (loads overlap: each parses its
+        sections before it takes the load lock); the summed stage seconds without them."""
+        return self.stage_busy.get("load") or self.stages.get("load", 0.0)
+
+    @property
     def load_rows_per_second(self) -> float:
-        load = self.stages.get("load", 0.0)
-        return self.rows / load if load else 0.0
+        return self.rows / self.load_seconds if self.load_seconds else 0.0
 
     @classmethod
     def from_child(cls, label: str, papers: int, data: dict[str, Any], **parent: Any) -> RunFigures:
@@ -109,6 +115,7 @@ class RunFigures:
             cpu_children=float(data["cpu_children"]),
             call_cpu=float(data["call_cpu"]),
             stages={k: float(v) for k, v in data["stages"].items()},
+            stage_busy={k: float(v) for k, v in data.get("stage_busy", {}).items()},
             rows_written={k: int(v) for k, v in data["rows_written"].items()},
             seen=int(data["seen"]),
             new=int(data["new"]),
@@ -134,6 +141,7 @@ class LoadComparison:
     sections_seconds: float = 0.0  # of the raw COPY: core.sections alone
     sections_plain_seconds: float = 0.0  # the same rows into a copy without the search tsvector
     lock_wait_seconds: float = 0.0  # the load's batches waiting for the load lock, apart
+    load_summed_seconds: float = 0.0  # the load stage's seconds summed over the batches
 
     @property
     def load_rate(self) -> float:

@@ -181,8 +181,9 @@ def print_run(run: RunFigures, *, first: bool, wall_goal: float | None) -> None:
         line(
             "rows written",
             f"{run.rows:,}",
-            f"(load stage {run.stages.get('load', 0.0):.2f} s: "
-            f"{run.load_rows_per_second:,.0f} rows/s; besides it "
+            f"(a batch loading during {run.load_seconds:.2f} s: "
+            f"{run.load_rows_per_second:,.0f} rows/s; the load stage summed over batches "
+            f"{run.stages.get('load', 0.0):.2f} s, besides it "
             f"{run.stages.get(g.LOCK_WAIT, 0.0):.2f} s waiting for the load lock)",
         )
 
@@ -308,9 +309,10 @@ def print_load(load: LoadComparison | None) -> None:
         f"{load.load_rows:,} rows in {load.load_seconds:.2f} s",
     )
     print(
-        "      the load stage's seconds summed over the batches, without the "
-        f"{load.lock_wait_seconds:.2f} s its batches waited for the load lock (another "
-        "batch's load writing)"
+        "      the wall seconds during which a batch was loading: loads overlap (each parses "
+        "its sections' search tsvector before it takes the load lock); summed over the "
+        f"batches the load stage is {load.load_summed_seconds:.2f} s, and its batches waited "
+        f"{load.lock_wait_seconds:.2f} s for the load lock besides (another batch writing)"
     )
     line(
         "raw COPY FROM STDIN",

@@ -369,7 +369,8 @@ def compare_load(
     return LoadComparison(
         papers=first.papers,
         load_rows=first.rows,
-        load_seconds=first.stages.get("load", 0.0),
+        load_seconds=first.load_seconds,
+        load_summed_seconds=first.stages.get("load", 0.0),
         copy_rows=copy_rows,
         copy_seconds=copy_seconds,
         copy_tables=len(dumped),

@@ -103,19 +103,30 @@ def run_mode(offline: bool, full_refresh: bool, only: Sequence[str] | None) -> M
 
 
 class _Clock:
-    """Wall seconds per stage of one batch; watchers hear when a stage is done."""
+    """Wall seconds per stage of one batch, and when it was in each (epoch seconds, so that
+    batches of other processes compare); watchers hear when a stage is done."""
 
     def __init__(self, papers: int = 0) -> None:
         self.seconds: dict[str, float] = {}
+        self.spans: dict[str, tuple[float, float]] = {}
         self.papers = papers
+
+    @classmethod
+    def after_reading(cls, batch: ReadBatch) -> _Clock:
+        """A batch's clock, its parse stage already timed (the flow read its seeds)."""
+        clock = cls(batch.documents)
+        clock.seconds["parse"] = batch.seconds
+        clock.spans["parse"] = (batch.read_at, batch.read_at + batch.seconds)
+        return clock
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, began = time.perf_counter(), time.time()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.spans[name] = (self.spans.get(name, (began,))[0], time.time())
         watch.advance(name, self.papers)
 
     def set_apart(self, name: str, within: str, seconds: float) -> None:
@@ -182,6 +193,7 @@ class ReadBatch:
     rejected: tuple[QuarantineRow, ...]
     unchanged: tuple[str, ...]  # ids of known seeds with the same bytes: nothing to do
     seconds: float  # reading and parsing
+    read_at: float = 0.0  # when reading began (epoch seconds)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -197,7 +209,7 @@ def read_batch(
     Batches are read one after another, in path order, so the first document of an id wins
     whatever order the batches then finish in.
     """
-    started = time.perf_counter()
+    started, read_at = time.perf_counter(), time.time()
     root = seeds_root(run.seeds)
     known = known_seeds(run, res, [document_name(p, root) for p in paths])
     # every seed known with the same bytes (a rerun): hashed here, no parse task to start
@@ -219,6 +231,7 @@ def read_batch(
         tuple(rejected),
         tuple(k.paper_id for k in unchanged),
         time.perf_counter() - started,
+        read_at,
     )
 
 
@@ -226,8 +239,7 @@ def ingest_batch(
     batch: ReadBatch, run: RunPlan, res: Resources, progress: FetchProgress
 ) -> BatchOutcome:
     """Take one read batch through fetch -> assemble -> validate -> load; returns what it did."""
-    clock = _Clock(batch.documents)
-    clock.seconds["parse"] = batch.seconds
+    clock = _Clock.after_reading(batch)
     papers, rejected = batch.papers, list(batch.rejected)
     skipped = LoadResult(unchanged=batch.unchanged)
     if not papers:
@@ -399,4 +411,5 @@ def _outcome(
         refused=verdict.message() if verdict is not None and refused else None,
         outcomes=() if verdict is None else verdict.report.outcomes,
         seconds=clock.seconds,
+        spans=clock.spans,
     )

@@ -472,6 +472,7 @@ class BatchOutcome:
     refused: str | None  # why the gate refused it
     outcomes: tuple[ExpectationOutcome, ...]
     seconds: Mapping[str, float] = field(default_factory=dict)
+    spans: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # epoch from, to
 
 
 # a batch's records cross to the assemble process and back by the hundred thousand

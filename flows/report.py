@@ -105,18 +105,34 @@ class DataQuality:
 
 @dataclass(slots=True)
 class StageTimes:
-    """Wall seconds spent in each stage of a run."""
+    """Wall seconds spent in each stage of a run, and when batches were in it."""
 
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # summed over the batches
+    spans: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # epoch from, to
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a block and add it to the stage's total."""
-        start = time.perf_counter()
+        start, began = time.perf_counter(), time.time()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.spans.setdefault(name, []).append((began, time.time()))
+
+    def busy(self) -> dict[str, float]:
+        """Per stage, the wall seconds during which a batch was in it (overlaps counted once)."""
+        return {name: _covered(spans) for name, spans in self.spans.items()}
+
+
+def _covered(spans: Iterable[tuple[float, float]]) -> float:
+    """The length of the union of these intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +150,16 @@ class RunSummary:
     data_quality: DataQuality
     data_docs: Path | None
     problems: tuple[str, ...]  # why the run failed, or what the user should know
-    stage_seconds: dict[str, float]
+    stage_seconds: dict[str, float]  # summed over the batches, which overlap
     wall_seconds: float
     # stage -> (rows, the first few) of the run's quarantine rows
     quarantine_by_stage: Mapping[str, tuple[int, tuple[QuarantineRow, ...]]] = field(
         default_factory=dict
     )
     changes: RunChanges = field(default_factory=RunChanges)
+    # per stage, the wall seconds during which a batch was in it: batches overlap, so this is
+    # at most stage_seconds (a wait inside a stage, such as for the load lock, has none)
+    stage_busy_seconds: dict[str, float] = field(default_factory=dict)
 
     def headline(self) -> str:
         """One line: papers new/updated/unchanged/failed/quarantined."""
@@ -240,7 +259,11 @@ class RunSummary:
             tail = f"\n\n{rest}" if rest else ""
             changed = f"| paper | change | what changed |\n|---|---|---|\n{changed}{tail}\n\n"
         fetches = "\n".join(f"| {s} | {n} |" for s, n in sorted(c.fetch_statuses.items()))
-        stages = "\n".join(f"| {s} | {t:.2f} |" for s, t in self.stage_seconds.items())
+        busy = self.stage_busy_seconds
+        stages = "\n".join(
+            f"| {s} | {t:.2f} | {f'{busy[s]:.2f}' if s in busy else '-'} |"
+            for s, t in self.stage_seconds.items()
+        )
         parts = [f"# Ingest run `{self.flow_run_name}`: {self.status}\n"]
         trouble = self.trouble()
         if trouble:
@@ -266,8 +289,8 @@ class RunSummary:
             f"## Rows per table\n\n{_sentence(self._changes_line())}\n\n{changed}"
             "| table | written in this run | in all | after the run before |\n"
             f"|---|---:|---:|---:|\n{rows}\n",
-            f"## Time\n\n| stage | seconds |\n|---|---|\n{stages}\n| total | "
-            f"{self.wall_seconds:.2f} |\n",
+            "## Time\n\n| stage | seconds, summed over batches | wall seconds a batch was in it |"
+            f"\n|---|---:|---:|\n{stages}\n| total | | {self.wall_seconds:.2f} |\n",
             f"Database: `{self.database}`\n",
         ]
         return "\n".join(parts)
@@ -319,6 +342,8 @@ class RunTally:
         self.papers.update(outcome.papers)
         for stage, seconds in outcome.seconds.items():
             self.times.seconds[stage] = self.times.seconds.get(stage, 0.0) + seconds
+        for stage, span in outcome.spans.items():
+            self.times.spans.setdefault(stage, []).append(span)
 
     @property
     def wrote_rows(self) -> bool:
@@ -400,6 +425,7 @@ def summarise(
         problems=tuple(problems),
         stage_seconds=dict(times.seconds),
         wall_seconds=wall_seconds,
+        stage_busy_seconds=times.busy(),
     )
 
 

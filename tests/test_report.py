@@ -75,3 +75,25 @@ def test_changes_beyond_the_first_few_are_counted_in_text_and_markdown() -> None
     text = summary.to_text()
     assert "  PMC1: updated (title)\n  PMC2: added\n  ... and 4 more in analytics.run_diff" in text
     assert "\n\n... and 4 more in analytics.run_diff\n" in summary.to_markdown()
+
+
+def test_overlapping_batches_count_once_in_a_stage_s_wall_seconds() -> None:
+    from flows.records import BatchOutcome
+    from flows.report import RunTally
+
+    def batch(number: int, load: tuple[float, float]) -> BatchOutcome:
+        return BatchOutcome(number, 1, (), 0, 0, 0, {}, None, None, (),
+                            seconds={"load": load[1] - load[0]}, spans={"load": load})  # fmt: skip
+
+    tally = RunTally()
+    for number, span in enumerate(((10.0, 14.0), (12.0, 16.0), (20.0, 21.0)), 1):
+        tally.add(batch(number, span))
+    # 4 + 4 + 1 s summed over the batches; a batch was loading during 10-16 and 20-21
+    assert tally.times.seconds == {"load": 9.0}
+    assert tally.times.busy() == {"load": 7.0}
+    summary = summarise(
+        uuid.uuid4(), "ingest", "completed", "postgresql://u@db/x", RunCounts(),
+        [], 0, DataQuality(), None, [], tally.times, 12.0,
+    )  # fmt: skip
+    assert summary.stage_busy_seconds == {"load": 7.0}
+    assert "| load | 9.00 | 7.00 |" in summary.to_markdown()

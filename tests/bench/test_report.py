@@ -33,7 +33,9 @@ def test_the_load_lock_wait_is_the_flows_stage_name_and_shown_apart_from_the_loa
     load = LoadComparison(
         papers=10, load_rows=1000, load_seconds=2.0, copy_rows=1000, copy_seconds=1.0,
         copy_tables=3, dlt=DltResult(error="skipped"), lock_wait_seconds=1.5,
+        load_summed_seconds=2.5,
     )  # fmt: skip
     print_load(load)
     out = capsys.readouterr().out
-    assert "1,000 rows in 2.00 s" in out and "without the 1.50 s its batches waited" in out
+    assert "1,000 rows in 2.00 s" in out and "the load stage is 2.50 s" in out
+    assert "its batches waited 1.50 s for the load lock besides" in out

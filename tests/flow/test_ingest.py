@@ -243,6 +243,10 @@ def test_a_load_waiting_for_another_to_commit_says_so_apart_from_loading(
     assert summary.counts.new == 1
     assert summary.stage_seconds[LOCK_WAIT] >= 0.3
     assert "load" in summary.stage_seconds
+    # the wall seconds a batch was loading: its wait for the lock among them
+    busy = summary.stage_busy_seconds
+    assert busy["load"] >= 0.3 and LOCK_WAIT not in busy
+    assert {"parse", "fetch", "assemble", "validate"} <= set(busy)
 
 
 def test_a_run_settles_the_collector_of_the_process_it_runs_in(
