@@ -104,7 +104,12 @@ class TemporaryServer:
     @contextmanager
     def in_use(self) -> Iterator[None]:
         """Prefect (this process's and any it starts) talks to this server meanwhile."""
-        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            PREFECT_UI_URL,
+            temporary_settings,
+        )
 
         # said once the run is about to use it: a command that stops before (a database that
         # refuses, say) says only why it stopped
@@ -117,9 +122,15 @@ class TemporaryServer:
         self.wait()
         before = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = self.api_url  # for processes started meanwhile
+        updates = {
+            PREFECT_API_URL: self.api_url,
+            PREFECT_UI_URL: "",  # no "View at" links: like Prefect's own, it serves no UI
+            # no flow-run heartbeats: they tell a server that a run's process died, and this
+            # one stops with it; a run's end waited up to a second for the heartbeat thread
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        }
         try:
-            # no "View at" links: like Prefect's own, this server serves no UI
-            with temporary_settings(updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: ""}):
+            with temporary_settings(updates=updates):
                 yield
         finally:
             if before is None:

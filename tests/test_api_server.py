@@ -220,9 +220,11 @@ def test_with_no_api_set_a_flow_runs_against_it_without_importing_the_servers_co
         server = start_if_unset()
         from prefect import flow
         from prefect.client.orchestration import get_client
+        from prefect.settings import get_current_settings
 
         @flow
         def hello() -> int:
+            print("heartbeats:", get_current_settings().flows.heartbeat_frequency)
             return 42
 
         with server.in_use():
@@ -244,7 +246,8 @@ def test_with_no_api_set_a_flow_runs_against_it_without_importing_the_servers_co
         capture_output=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    port, result, state = done.stdout.splitlines()[0].split()
+    assert done.stdout.splitlines()[0] == "heartbeats: None"  # the server stops with the run
+    port, result, state = done.stdout.splitlines()[1].split()
     assert (result, state) == ("42", "Completed")  # the run is the server's record
     assert "server code imported: False" in done.stdout
     # no block types registered as it started (the 0.5 s of importing every collection), and a
