@@ -176,8 +176,14 @@ def test_a_run_on_a_dask_cluster_loads_what_one_process_loads_and_keeps_the_host
     ]
     assert len(starts) >= 9  # every full text, the 404 included
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # 125 ms apart, a clock's grain aside, the hand-over of the slot between workers included
-    assert min(gaps) >= 1 / polite - 0.02, gaps
+    # 125 ms apart, the hand-over of the slot between workers included. Two fetches at once (a
+    # slot held twice, or handed over without its interval) show as a gap near nothing; a
+    # loaded two-core machine can hold a thread for tens of milliseconds between the limiter's
+    # grant and the start it records (seen: 104 ms after a 21 ms delay), so the bound allows
+    # half an interval of that; over the whole run every interval is kept (the first start's
+    # own delay aside)
+    assert min(gaps) >= 0.5 / polite, gaps
+    assert starts[-1] - starts[0] >= (len(gaps) - 0.5) / polite, gaps
 
 
 def test_a_worker_killed_mid_run_then_a_rerun_gives_the_same_tables(
