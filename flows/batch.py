@@ -323,10 +323,10 @@ class BatchPipeline:
     """Batches in flight at once (bounded), their outcomes handed on in batch order.
 
     With the flow's thread pool, batch n+1 fetches while batch n assembles (in a process of
-    its own) and batch n-1 loads; loads serialise on the loader's lock. A bound on the batches
-    in flight bounds the memory they hold. On a Dask task runner each batch goes to a worker
-    (flows/cluster.py), as many in flight as the cluster has workers, at least
-    batches_in_flight; loads serialise on the database's advisory lock.
+    its own) and batch n-1 loads; loads parse their sections side by side and write one at a
+    time, under the database's advisory lock. A bound on the batches in flight bounds the
+    memory they hold. On a Dask task runner each batch goes to a worker (flows/cluster.py), as
+    many in flight as the cluster has workers, at least batches_in_flight.
     """
 
     def __init__(
