@@ -132,8 +132,10 @@ class PostgresLoader:
         """Load a batch in one transaction: new and changed papers replace their rows."""
         with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
             # most of the load's work, parsing the sections' search tsvector, before the lock:
-            # other batches write meanwhile (papers found unchanged under it are not written)
-            stage_sections(cur, run_id, loads)
+            # other batches write meanwhile (papers found unchanged under it are not written);
+            # a batch of unchanged papers (new full-text states only) has nothing to stage
+            if any(p.content is not None for p in loads):
+                stage_sections(cur, run_id, loads)
             asked = time.perf_counter()
             cur.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK,))
             waited = time.perf_counter() - asked
