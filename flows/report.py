@@ -19,6 +19,10 @@ from flows.tables import RUN_TABLES
 
 QUARANTINE_SHOWN = 20
 CHANGES_SHOWN = 10  # papers the summary spells out what changed in; analytics.run_diff has all
+ESTIMATED = (
+    "~: PostgreSQL's estimate for a table too big to count on every run "
+    "(TOMEFLOW_EXACT_ROW_COUNTS_BELOW)"
+)
 
 
 @dataclass(slots=True)
@@ -212,10 +216,11 @@ class RunSummary:
     def _table_lines(self) -> list[str]:
         width = max((len(t) for t in self.counts.row_counts), default=10)
         c = self.counts
-        return [
-            f"  {t:<{width}}  {c.this_run(t):>8}  {n:>8}  {self._before(t):>8}"
-            for t, n in self.counts.row_counts.items()
+        lines = [
+            f"  {t:<{width}}  {c.this_run(t):>8}  {c.total(t):>8}  {self._before(t):>8}"
+            for t in self.counts.row_counts
         ]
+        return [*lines, f"  {ESTIMATED}"] if c.estimated else lines
 
     def _before(self, table: str) -> str:
         n = self.changes.rows_before.get(table)
@@ -247,8 +252,7 @@ class RunSummary:
         """The summary as a Markdown artifact: problems, this run's rows, totals, time."""
         c = self.counts
         rows = "\n".join(
-            f"| `{t}` | {c.this_run(t)} | {n} | {self._before(t)} |"
-            for t, n in c.row_counts.items()
+            f"| `{t}` | {c.this_run(t)} | {c.total(t)} | {self._before(t)} |" for t in c.row_counts
         )
         changed = "\n".join(
             f"| `{_code(ch.paper_id)}` | {ch.change} | {_cell(_code(', '.join(ch.details)))} |"
@@ -288,7 +292,7 @@ class RunSummary:
             + (f"Data Docs: {data_docs_url}\n" if data_docs_url else ""),
             f"## Rows per table\n\n{_sentence(self._changes_line())}\n\n{changed}"
             "| table | written in this run | in all | after the run before |\n"
-            f"|---|---:|---:|---:|\n{rows}\n",
+            f"|---|---:|---:|---:|\n{rows}\n" + (f"\n{ESTIMATED}\n" if c.estimated else ""),
             "## Time\n\n| stage | seconds, summed over batches | wall seconds a batch was in it |"
             f"\n|---|---:|---:|\n{stages}\n| total | | {self.wall_seconds:.2f} |\n",
             f"Database: `{self.database}`\n",

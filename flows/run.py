@@ -121,12 +121,15 @@ def check_tables(res: Resources, run: RunPlan, tally: report.RunTally) -> Path |
     """Check the rows the run wrote and build the Data Docs; a run that wrote nothing skips both."""
     if tally.wrote_rows or tally.removed:
         with tally.times.stage("validate"):
+            res.loader.summarize_new_ranges()  # the checks read this run's rows, not all
             expected = tally.expected_rows()
             tally.add_after_load(validate_tables(res.gate(), res.loader, run.run_id, expected))
         tally.checked = True
     else:
         get_run_logger().info("nothing changed: no rows written, no after-load checks, no docs")
-    tally.counts.row_counts, tally.counts.rows_of_run = res.loader.row_counts(run.run_id)
+    rows = res.loader.row_counts(run.run_id, res.settings.exact_row_counts_below)
+    tally.counts.row_counts, tally.counts.rows_of_run = rows.totals, rows.of_run
+    tally.counts.estimated = rows.estimated
     if not (res.settings.data_docs and res.gate_built):
         return None
     with tally.times.stage("report"):

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     dask_address: str | None = None
     dask_workers: int = Field(default=2, ge=1, le=256)
 
+    # the run summary counts a table's rows exactly while PostgreSQL estimates it at fewer
+    # rows than this; a bigger table shows PostgreSQL's estimate (~): a count reads all of it
+    exact_row_counts_below: int = Field(default=1_000_000, ge=0)
+
     # data quality
     dq_max_failure_share: float = Field(default=0.2, ge=0, le=1)
     reference_count_gap_tolerance: int = Field(default=3, ge=0)

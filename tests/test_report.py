@@ -97,3 +97,23 @@ def test_overlapping_batches_count_once_in_a_stage_s_wall_seconds() -> None:
     )  # fmt: skip
     assert summary.stage_busy_seconds == {"load": 7.0}
     assert "| load | 9.00 | 7.00 |" in summary.to_markdown()
+
+
+def test_an_estimated_total_is_marked_and_explained_in_text_and_markdown() -> None:
+    counts = RunCounts(rows_written={"core.entity_mentions": 40})
+    counts.row_counts = {"core.papers": 12, "core.entity_mentions": 2_400_000}
+    counts.rows_of_run = {"core.papers": 1, "core.entity_mentions": 40}
+    counts.estimated = frozenset({"core.entity_mentions"})
+    summary = summarise(
+        uuid.uuid4(), "ingest-2026-12-07", "completed", "postgresql://u@db/x", counts,
+        [], 0, DataQuality(), None, [], StageTimes(), 1.0,
+    )  # fmt: skip
+    text = summary.to_text()
+    assert [s.split()[:3] for s in text.splitlines() if s.startswith("  core.")] == [
+        ["core.papers", "1", "12"],
+        ["core.entity_mentions", "40", "~2400000"],
+    ]
+    assert "~: PostgreSQL's estimate" in text and "TOMEFLOW_EXACT_ROW_COUNTS_BELOW" in text
+    markdown = summary.to_markdown()
+    assert "| `core.entity_mentions` | 40 | ~2400000 |" in markdown
+    assert "| `core.papers` | 1 | 12 |" in markdown and "~: PostgreSQL's estimate" in markdown

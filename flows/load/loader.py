@@ -75,10 +75,16 @@ class PostgresLoader:
             if lease is not None:
                 lease.close()
 
-    def row_counts(self, run_id: uuid.UUID) -> tuple[dict[str, int], dict[str, int]]:
+    def summarize_new_ranges(self) -> int:
+        """Bring the run_id BRIN indexes up to date, so one run's rows are found without
+        reading the others' (before the after-load checks); returns the ranges summarised."""
+        with psycopg.connect(self.url, autocommit=True, application_name="tomeflow") as conn:
+            return runlog.summarize_new_ranges(conn)
+
+    def row_counts(self, run_id: uuid.UUID, exact_below: int) -> runlog.TableRows:
         """Rows per table, and the rows carrying this run's id, for the run summary."""
         with self._connect() as conn:
-            return runlog.row_counts(conn, run_id)
+            return runlog.row_counts(conn, run_id, exact_below)
 
     def stored_papers(self, paper_ids: Sequence[str], raw_fallback: bool) -> dict[str, StoredPaper]:
         """What is stored about these papers; with raw_fallback, papers only raw.fetches knows."""

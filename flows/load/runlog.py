@@ -7,6 +7,7 @@ ops.dq_results (every expectation evaluated) are written in the batch's transact
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from psycopg import sql
 from flows.load.copy import copy_into
 from flows.records import ExpectationOutcome, FetchResult, LoadResult, QuarantineRow
 from flows.tables import DQ_RESULTS, FETCHES, QUARANTINE, TABLE_NAMES
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -37,10 +40,17 @@ class RunCounts:
     # rows carrying this run's id, per table: what the run wrote, shared rows (entities,
     # aliases) it made or changed, its quarantine and quality rows included
     rows_of_run: dict[str, int] = field(default_factory=dict)
+    # tables whose row_counts figure is PostgreSQL's estimate (settings.exact_row_counts_below)
+    estimated: frozenset[str] = frozenset()
 
     def this_run(self, table: str) -> int:
         """Rows of a table the run wrote, as the tables say (else as the batches counted)."""
         return self.rows_of_run.get(table, self.rows_written.get(table, 0))
+
+    def total(self, table: str) -> str:
+        """A table's rows as the summary shows them: ~ before PostgreSQL's estimate."""
+        n = self.row_counts.get(table, 0)
+        return f"~{n}" if table in self.estimated else str(n)
 
     def add(self, result: LoadResult) -> None:
         """Fold one batch's result into the run's counts."""
@@ -126,22 +136,101 @@ def finish_run(
     )
 
 
-def row_counts(
-    conn: psycopg.Connection[Any], run_id: uuid.UUID
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Rows per loaded table, and of those the rows carrying this run's id: one scan each.
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """Rows per loaded table, those carrying a run's id, and which totals are estimates."""
+
+    totals: dict[str, int]
+    of_run: dict[str, int]
+    estimated: frozenset[str] = frozenset()
+
+
+def row_counts(conn: psycopg.Connection[Any], run_id: uuid.UUID, exact_below: int) -> TableRows:
+    """Rows per loaded table, and of those the rows carrying this run's id.
 
     Every loaded table has a run_id: what the run wrote, the shared rows (entities, aliases)
-    it made or changed, its quarantine and quality rows.
+    it made or changed, its quarantine and quality rows. A table PostgreSQL estimates at fewer
+    than `exact_below` rows (or has no estimate for) is counted exactly, in one scan with its
+    run's rows; a bigger one gets PostgreSQL's estimate, as its planner scales it to the
+    table's size now, since a count reads the whole table on every run, and its run's rows
+    are counted through its run_id index.
     """
-    query = sql.SQL(" union all ").join(
-        sql.SQL(
-            "select {name}, count(*), count(*) filter (where run_id = %(run)s) from {table}"
-        ).format(name=sql.Literal(table), table=sql.Identifier(*table.split(".")))
-        for table in TABLE_NAMES
+    estimates = _estimates(conn)
+    exact = [t for t in TABLE_NAMES if (n := estimates.get(t)) is None or n < exact_below]
+    totals: dict[str, int] = {}
+    of_run: dict[str, int] = {}
+    if exact:
+        query = sql.SQL(" union all ").join(
+            sql.SQL(
+                "select {name}, count(*), count(*) filter (where run_id = %(run)s) from {table}"
+            ).format(name=sql.Literal(table), table=_table(table))
+            for table in exact
+        )
+        for table, n, mine in conn.execute(query, {"run": run_id}).fetchall():
+            totals[table], of_run[table] = int(n), int(mine)
+    estimated = frozenset(TABLE_NAMES) - set(exact)
+    for table in sorted(estimated):
+        totals[table] = round(estimates[table] or 0)
+        (mine,) = conn.execute(
+            sql.SQL("select count(*) from {table} where run_id = %s").format(table=_table(table)),
+            (run_id,),
+        ).fetchone() or (0,)
+        of_run[table] = int(mine)
+    order = {t: i for i, t in enumerate(TABLE_NAMES)}
+    return TableRows(
+        dict(sorted(totals.items(), key=lambda kv: order[kv[0]])),
+        dict(sorted(of_run.items(), key=lambda kv: order[kv[0]])),
+        estimated,
     )
-    rows = conn.execute(query, {"run": run_id}).fetchall()
-    return {t: int(n) for t, n, _ in rows}, {t: int(mine) for t, _, mine in rows}
+
+
+def summarize_new_ranges(conn: psycopg.Connection[Any]) -> int:
+    """Summarise the block ranges written since the last summary in the loaded tables' BRIN
+    indexes (their run_id indexes); returns how many were summarised. conn: autocommit.
+
+    Until a range is summarised a BRIN index returns it as a possible match, so a query for one
+    run's rows, as the after-load checks are, reads every row appended since the table's last
+    VACUUM: the whole table where autovacuum is off. Summarising reads just those rows once. It
+    waits at most a second for a VACUUM of the table (which summarises too); a role that does
+    not own the tables may not summarise. Either way the index is left as it is, with a line.
+    """
+    conn.execute("set lock_timeout = '1s'")
+    indexes = conn.execute(
+        """select i.indexrelid::regclass::text from pg_index i
+             join pg_class c on c.oid = i.indexrelid join pg_am a on a.oid = c.relam
+           where a.amname = 'brin' and i.indrelid = any(%s::regclass[]) order by 1""",
+        (list(TABLE_NAMES),),
+    ).fetchall()
+    summarised = 0
+    for (index,) in indexes:
+        try:
+            (n,) = conn.execute(
+                "select brin_summarize_new_values(%s::regclass)", (index,)
+            ).fetchone() or (0,)
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.InsufficientPrivilege) as exc:
+            logger.info("%s not summarised (its run_id checks read more): %s", index, exc)
+            continue
+        summarised += int(n)
+    return summarised
+
+
+def _table(name: str) -> sql.Identifier:
+    return sql.Identifier(*name.split("."))
+
+
+def _estimates(conn: psycopg.Connection[Any]) -> dict[str, float | None]:
+    """PostgreSQL's row estimate per loaded table: its last VACUUM or ANALYZE's rows per page
+    times the pages it has now, as the planner reckons; None before the first of those."""
+    rows = conn.execute(
+        """select t.name,
+                  case when c.reltuples >= 0 and c.relpages > 0
+                       then c.reltuples / c.relpages
+                            * (pg_relation_size(c.oid) / current_setting('block_size')::int)
+                  end
+           from unnest(%s::text[]) as t(name) join pg_class c on c.oid = to_regclass(t.name)""",
+        (list(TABLE_NAMES),),
+    ).fetchall()
+    return {name: (None if n is None else float(n)) for name, n in rows}
 
 
 def write_fetches(

@@ -258,3 +258,22 @@ def test_a_run_settles_the_collector_of_the_process_it_runs_in(
     monkeypatch.setattr(collector, "settle", lambda: settled.append(True))
     ingest(seeds=str(seeds))
     assert settled == [True]  # once, as the run begins: before its first batch
+
+
+BRIN_INDEXES = """select i.indexrelid::regclass from pg_index i join pg_class c on c.oid = i.indexrelid
+                  join pg_am a on a.oid = c.relam where a.amname = 'brin'"""
+
+
+def test_a_run_that_writes_summarises_the_run_id_indexes_before_its_checks(
+    seeds: Path, tomeflow_env: str
+) -> None:
+    ingest(seeds=str(seeds))
+    # as a big table's ranges written since its last VACUUM are (a small one's first range
+    # is kept summarised): the after-load checks' run_id lookups would read every row
+    query(tomeflow_env, f"select brin_desummarize_range(x.i, 0) from ({BRIN_INDEXES}) x(i)")
+    page = seeds / "PMC12809390.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("## TL;DR", "## TL;DR\n\nNew."))
+    summary = ingest(seeds=str(seeds))
+    assert summary.counts.updated == 1
+    left = query(tomeflow_env, f"select brin_summarize_new_values(x.i) from ({BRIN_INDEXES}) x(i)")
+    assert len(left) >= 9 and {n for (n,) in left} == {0}

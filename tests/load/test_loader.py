@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from flows.fetch.rawstore import RawStore
@@ -206,3 +207,77 @@ def test_shared_rows_do_not_depend_on_batch_order_or_size(
     assert gene == ("proinsulin", papers[2].paper.seed_sha256)
     authors = "select a.name, a.source_sha256 from core.authors a order by name"
     assert query(db_url, authors) == query(other_db_url, authors)
+
+
+def test_row_counts_are_exact_below_the_limit_and_postgres_estimates_above_it(
+    db_url: str, loads: list[PaperLoad]
+) -> None:
+    from flows.tables import TABLE_NAMES
+
+    loader = PostgresLoader(db_url)
+    first = start(loader)
+    loader.load_batch(first, loads[:2])
+    second = start(loader)
+    loader.load_batch(second, loads[2:])
+
+    def exact(run: uuid.UUID) -> tuple[dict[str, int], dict[str, int]]:
+        totals, mine = {}, {}
+        for table in TABLE_NAMES:
+            [(totals[table], mine[table])] = query(
+                db_url,
+                f"select count(*), count(*) filter (where run_id = %s) from {table}",
+                run,
+            )
+        return totals, mine
+
+    # never analysed, PostgreSQL has no estimate: counted, whatever the limit
+    rows = loader.row_counts(second, exact_below=0)
+    assert (rows.totals, rows.of_run) == exact(second) and rows.estimated == frozenset()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("analyze")
+    # over the limit, a table's total is PostgreSQL's estimate; its run's rows still counted
+    rows = loader.row_counts(first, exact_below=0)
+    big = {t for t, n in exact(first)[0].items() if n}  # an analysed empty table has no pages
+    assert rows.estimated == big and "core.entity_mentions" in big
+    assert (rows.totals, rows.of_run) == exact(first)  # ANALYZE read every row of tables this small
+    assert list(rows.totals) == list(TABLE_NAMES)
+    assert loader.row_counts(first, exact_below=1_000_000).estimated == frozenset()
+
+
+def _heap_blocks_read_for_another_run(url: str) -> int:
+    """Heap blocks a BRIN scan of core.entity_mentions reads looking for a run with no rows."""
+    with psycopg.connect(url) as conn:
+        conn.execute("set enable_seqscan = off")  # the index, as on a table too big to scan
+        [(plan,)] = conn.execute(
+            "explain (analyze, format json) select count(*) from core.entity_mentions"
+            " where run_id = %s",
+            (uuid.uuid4(),),
+        ).fetchall()
+    scans = [plan[0]["Plan"]]
+    blocks = 0
+    while scans:
+        node = scans.pop()
+        blocks += node.get("Exact Heap Blocks", 0) + node.get("Lossy Heap Blocks", 0)
+        scans.extend(node.get("Plans", []))
+    return blocks
+
+
+def test_summarised_run_id_indexes_find_a_run_s_rows_without_reading_the_others(
+    db_url: str, loads: list[PaperLoad]
+) -> None:
+    loader = PostgresLoader(db_url)
+    loader.load_batch(start(loader), loads)
+    # the first block range is summarised when the index is made and kept up to date; the
+    # ranges after it are not, until a VACUUM or a summary: on a table this small, make the
+    # first one such a range (a real table's rows beyond its first megabyte are in them)
+    query(
+        db_url,
+        "select brin_desummarize_range(i.indexrelid::regclass, 0) from pg_index i"
+        " join pg_class c on c.oid = i.indexrelid join pg_am a on a.oid = c.relam"
+        " where a.amname = 'brin'",
+    )
+    # a range written since the last summary is a possible match for every run id
+    assert _heap_blocks_read_for_another_run(db_url) > 0
+    assert loader.summarize_new_ranges() > 0
+    assert _heap_blocks_read_for_another_run(db_url) == 0
+    assert loader.summarize_new_ranges() == 0  # nothing new since
