@@ -151,9 +151,9 @@ def row_counts(conn: psycopg.Connection[Any], run_id: uuid.UUID, exact_below: in
     Every loaded table has a run_id: what the run wrote, the shared rows (entities, aliases)
     it made or changed, its quarantine and quality rows. A table PostgreSQL estimates at fewer
     than `exact_below` rows (or has no estimate for) is counted exactly, in one scan with its
-    run's rows; a bigger one gets PostgreSQL's estimate, as its planner scales it to the
-    table's size now, since a count reads the whole table on every run, and its run's rows
-    are counted through its run_id index.
+    run's rows; a bigger one gets PostgreSQL's estimate (at least its run's rows), since a
+    count reads the whole table on every run, and its run's rows are counted through its
+    run_id index.
     """
     estimates = _estimates(conn)
     exact = [t for t in TABLE_NAMES if (n := estimates.get(t)) is None or n < exact_below]
@@ -170,12 +170,12 @@ def row_counts(conn: psycopg.Connection[Any], run_id: uuid.UUID, exact_below: in
             totals[table], of_run[table] = int(n), int(mine)
     estimated = frozenset(TABLE_NAMES) - set(exact)
     for table in sorted(estimated):
-        totals[table] = round(estimates[table] or 0)
         (mine,) = conn.execute(
             sql.SQL("select count(*) from {table} where run_id = %s").format(table=_table(table)),
             (run_id,),
         ).fetchone() or (0,)
         of_run[table] = int(mine)
+        totals[table] = max(round(estimates[table] or 0), of_run[table])
     order = {t: i for i, t in enumerate(TABLE_NAMES)}
     return TableRows(
         dict(sorted(totals.items(), key=lambda kv: order[kv[0]])),
@@ -219,15 +219,15 @@ def _table(name: str) -> sql.Identifier:
 
 
 def _estimates(conn: psycopg.Connection[Any]) -> dict[str, float | None]:
-    """PostgreSQL's row estimate per loaded table: its last VACUUM or ANALYZE's rows per page
-    times the pages it has now, as the planner reckons; None before the first of those."""
+    """PostgreSQL's row estimate per loaded table, None where it has none: the larger of the
+    live rows its statistics count as transactions commit and its last VACUUM or ANALYZE's
+    rows per page times the pages the table has now (as the planner reckons)."""
     rows = conn.execute(
-        """select t.name,
-                  case when c.reltuples >= 0 and c.relpages > 0
-                       then c.reltuples / c.relpages
-                            * (pg_relation_size(c.oid) / current_setting('block_size')::int)
-                  end
-           from unnest(%s::text[]) as t(name) join pg_class c on c.oid = to_regclass(t.name)""",
+        """select t.name, greatest(s.n_live_tup, case when c.reltuples >= 0 and c.relpages > 0
+                  then c.reltuples / c.relpages * (pg_relation_size(c.oid) / b.size) end)
+           from unnest(%s::text[]) as t(name) join pg_class c on c.oid = to_regclass(t.name)
+           left join pg_stat_user_tables s on s.relid = c.oid
+           cross join (select current_setting('block_size')::int as size) b""",
         (list(TABLE_NAMES),),
     ).fetchall()
     return {name: (None if n is None else float(n)) for name, n in rows}
