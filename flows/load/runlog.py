@@ -150,10 +150,10 @@ def row_counts(conn: psycopg.Connection[Any], run_id: uuid.UUID, exact_below: in
 
     Every loaded table has a run_id: what the run wrote, the shared rows (entities, aliases)
     it made or changed, its quarantine and quality rows. A table PostgreSQL estimates at fewer
-    than `exact_below` rows (or has no estimate for) is counted exactly, in one scan with its
-    run's rows; a bigger one gets PostgreSQL's estimate (at least its run's rows), since a
-    count reads the whole table on every run, and its run's rows are counted through its
-    run_id index.
+    than `exact_below` rows (or has no estimate for, or no run_id index) is counted exactly, in
+    one scan with its run's rows; a bigger one gets PostgreSQL's estimate (at least its run's
+    rows), since a count reads the whole table on every run, and its run's rows are counted
+    through its run_id index.
     """
     estimates = _estimates(conn)
     exact = [t for t in TABLE_NAMES if (n := estimates.get(t)) is None or n < exact_below]
@@ -196,18 +196,18 @@ def summarize_new_ranges(conn: psycopg.Connection[Any]) -> int:
     """
     conn.execute("set lock_timeout = '1s'")
     indexes = conn.execute(
-        """select i.indexrelid::regclass::text from pg_index i
+        """select i.indexrelid, i.indexrelid::regclass::text from pg_index i
              join pg_class c on c.oid = i.indexrelid join pg_am a on a.oid = c.relam
-           where a.amname = 'brin' and i.indrelid = any(%s::regclass[]) order by 1""",
+           where a.amname = 'brin' and i.indrelid = any(%s::regclass[]) order by 2""",
         (list(TABLE_NAMES),),
     ).fetchall()
     summarised = 0
-    for (index,) in indexes:
+    for oid, index in indexes:
         try:
             (n,) = conn.execute(
-                "select brin_summarize_new_values(%s::regclass)", (index,)
+                "select brin_summarize_new_values(%s::oid::regclass)", (oid,)
             ).fetchone() or (0,)
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.InsufficientPrivilege) as exc:
+        except psycopg.Error as exc:  # a lock wait, a statement timeout, a role: no failure
             logger.info("%s not summarised (its run_id checks read more): %s", index, exc)
             continue
         summarised += int(n)
@@ -219,15 +219,23 @@ def _table(name: str) -> sql.Identifier:
 
 
 def _estimates(conn: psycopg.Connection[Any]) -> dict[str, float | None]:
-    """PostgreSQL's row estimate per loaded table, None where it has none: the larger of the
-    live rows its statistics count as transactions commit and its last VACUUM or ANALYZE's
-    rows per page times the pages the table has now (as the planner reckons)."""
+    """PostgreSQL's row estimate per loaded table that has an index led by run_id (a table
+    without one is read whole to count its run's rows anyway); None where it has none.
+
+    The live rows its statistics count as transactions commit; before any (never written, or
+    statistics reset) its last VACUUM or ANALYZE's rows per page times the pages it has now,
+    as the planner reckons (pages do not shrink when rows are deleted: the second choice).
+    """
     rows = conn.execute(
-        """select t.name, greatest(s.n_live_tup, case when c.reltuples >= 0 and c.relpages > 0
-                  then c.reltuples / c.relpages * (pg_relation_size(c.oid) / b.size) end)
+        """select t.name, coalesce(nullif(s.n_live_tup, 0),
+                  case when c.reltuples >= 0 and c.relpages > 0
+                       then c.reltuples / c.relpages * (pg_relation_size(c.oid) / b.size) end)
            from unnest(%s::text[]) as t(name) join pg_class c on c.oid = to_regclass(t.name)
            left join pg_stat_user_tables s on s.relid = c.oid
-           cross join (select current_setting('block_size')::int as size) b""",
+           cross join (select current_setting('block_size')::int as size) b
+           where exists (select 1 from pg_index i join pg_attribute a
+                           on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+                         where i.indrelid = c.oid and a.attname = 'run_id')""",
         (list(TABLE_NAMES),),
     ).fetchall()
     return {name: (None if n is None else float(n)) for name, n in rows}
