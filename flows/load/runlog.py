@@ -156,32 +156,23 @@ def row_counts(conn: psycopg.Connection[Any], run_id: uuid.UUID, exact_below: in
     through its run_id index.
     """
     estimates = _estimates(conn)
-    exact = [t for t in TABLE_NAMES if (n := estimates.get(t)) is None or n < exact_below]
-    totals: dict[str, int] = {}
-    of_run: dict[str, int] = {}
-    if exact:
-        query = sql.SQL(" union all ").join(
-            sql.SQL(
-                "select {name}, count(*), count(*) filter (where run_id = %(run)s) from {table}"
-            ).format(name=sql.Literal(table), table=_table(table))
-            for table in exact
+    estimated = frozenset(t for t, n in estimates.items() if n is not None and n >= exact_below)
+    counted = sql.SQL("select {name}, count(*), count(*) filter (where run_id = %(run)s) from {t}")
+    of_run_only = sql.SQL("select {name}, null, count(*) from {t} where run_id = %(run)s")
+    query = sql.SQL(" union all ").join(
+        (of_run_only if table in estimated else counted).format(
+            name=sql.Literal(table), t=sql.Identifier(*table.split("."))
         )
-        for table, n, mine in conn.execute(query, {"run": run_id}).fetchall():
-            totals[table], of_run[table] = int(n), int(mine)
-    estimated = frozenset(TABLE_NAMES) - set(exact)
-    for table in sorted(estimated):
-        (mine,) = conn.execute(
-            sql.SQL("select count(*) from {table} where run_id = %s").format(table=_table(table)),
-            (run_id,),
-        ).fetchone() or (0,)
-        of_run[table] = int(mine)
-        totals[table] = max(round(estimates[table] or 0), of_run[table])
-    order = {t: i for i, t in enumerate(TABLE_NAMES)}
-    return TableRows(
-        dict(sorted(totals.items(), key=lambda kv: order[kv[0]])),
-        dict(sorted(of_run.items(), key=lambda kv: order[kv[0]])),
-        estimated,
+        for table in TABLE_NAMES
     )
+    rows = {t: (n, int(mine)) for t, n, mine in conn.execute(query, {"run": run_id}).fetchall()}
+    found = {t: rows[t] for t in TABLE_NAMES}  # in the tables' order
+    of_run = {t: mine for t, (_, mine) in found.items()}
+    totals = {
+        t: int(n) if n is not None else max(round(estimates[t] or 0), mine)
+        for t, (n, mine) in found.items()
+    }
+    return TableRows(totals, of_run, estimated)
 
 
 def summarize_new_ranges(conn: psycopg.Connection[Any]) -> int:
@@ -212,10 +203,6 @@ def summarize_new_ranges(conn: psycopg.Connection[Any]) -> int:
             continue
         summarised += int(n)
     return summarised
-
-
-def _table(name: str) -> sql.Identifier:
-    return sql.Identifier(*name.split("."))
 
 
 def _estimates(conn: psycopg.Connection[Any]) -> dict[str, float | None]:

@@ -61,8 +61,6 @@ def test_two_runs_loading_the_same_batch_at_once_write_it_once(
 def test_a_load_says_how_long_it_waited_for_another_load_to_commit(
     db_url: str, loads: list[PaperLoad]
 ) -> None:
-    import psycopg
-
     from flows.load.loader import LOAD_LOCK
 
     loader = PostgresLoader(db_url)
